@@ -6,7 +6,7 @@ if [ ! -f "$_fer_repo/install/fer_ros/share/fer_ros/package.xml" ]; then
   echo "env.sh: run scripts/setup.sh first" >&2
   return 1 2>/dev/null || exit 1
 fi
-. "$_fer_repo/.venv/bin/activate"
+. "$(readlink -f "$_fer_repo/.venv")/bin/activate"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
 export COLCON_CURRENT_PREFIX="$_fer_repo/install"  # silences colcon's setup script

@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
-VENV=$REPO/.venv
+# The venv lives outside the source tree: CMake refuses exported include paths (numpy's) inside the package's
+# source directory. .venv is a link to it for convenience. FER_ROS_VENV overrides the location.
+VENV=${FER_ROS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/fer_ros/venv-$(printf %s "$REPO" | sha256sum | cut -c1-10)}
 
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
 
@@ -28,8 +30,10 @@ stamp=$VENV/.fer_ros_requirements
 want=$(cat requirements/*.txt | sha256sum | cut -c1-16)
 if [ ! -x "$VENV/bin/python" ]; then
   log "creating $VENV with $($PY --version)"
+  mkdir -p "$(dirname "$VENV")"
   "$PY" -m venv "$VENV"
 fi
+ln -sfn "$VENV" "$REPO/.venv"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python dependencies (ROS 2 Jazzy wheels, mediapipe, onnxruntime, torch CPU, ...)"
   "$VENV/bin/python" -m pip install -q --upgrade 'pip>=24' 2>&1 | grep -v 'is ignored' || true
@@ -40,7 +44,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -c 'import rclpy, mediapipe, onnxruntime, torch, rosbags' \
     || { echo "setup: the venv is incomplete (see pip's messages above)" >&2; exit 1; }
   "$VENV/bin/python" scripts/patch_ros_wheels.py "$VENV"
-  touch "$VENV/COLCON_IGNORE"
   echo "$want" > "$stamp"
 fi
 
