@@ -1,0 +1,108 @@
+"""Every parameter of fer_node: name, default, meaning and the check applied when it is set.
+
+One table serves the node (declaration with descriptions and validation), ``config/fer.yaml`` (a test checks that it
+holds exactly these names) and the README's parameter table. ROS-free so tools can read it without rclpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
+DETECTOR_BACKENDS = ("auto", "mediapipe", "opencv")
+DETECTOR_MODELS = ("short", "full")
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"must be one of {', '.join(options)}"
+
+
+def _between(lo: float, hi: float) -> Callable[[Any], str | None]:
+    return lambda v: None if lo <= v <= hi else f"must be between {lo} and {hi}"
+
+
+def _nonempty(v: Any) -> str | None:
+    return None if str(v).strip() else "must not be empty"
+
+
+@dataclass(frozen=True)
+class NodeParameter:
+    name: str
+    default: Any
+    description: str
+    check: Callable[[Any], str | None] | None = None
+    read_only: bool = False  # needs a restart: the pipeline is built from it at start-up
+    pipeline: bool = False  # passed to PipelineConfig.from_flat
+
+    @property
+    def type_name(self) -> str:
+        return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
+
+    def validate(self, value: Any) -> str | None:
+        """None when ``value`` is acceptable, else the reason it is refused."""
+        if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if type(value) is not type(self.default):
+            return f"must be a {self.type_name}, got {type(value).__name__}"
+        return self.check(value) if self.check else None
+
+
+PARAMETERS: tuple[NodeParameter, ...] = (
+    NodeParameter("compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage, JPEG or PNG) "
+                  "instead of image (sensor_msgs/Image: rgb8, bgr8 or mono8).", read_only=True),
+    NodeParameter("model", "mini_xception_fer2013", "Model id (a folder under models/ or share/fer_ros/models with "
+                  "a model.yaml card) or a path to a model.yaml or model file.", _nonempty, True, True),
+    NodeParameter("backend", "auto", "Inference backend: auto (TensorRT engine if the card names one and tensorrt "
+                  "and a GPU are present, else ONNX Runtime), tensorrt, onnxruntime, torch.",
+                  _choice(BACKENDS), True, True),
+    NodeParameter("detector.backend", "auto", "Face detector: auto (mediapipe, else OpenCV), mediapipe, opencv.",
+                  _choice(DETECTOR_BACKENDS), True, True),
+    NodeParameter("detector.model", "short", "mediapipe detection model: short (faces within ~2 m) or full "
+                  "(up to ~5 m, ~3x slower).", _choice(DETECTOR_MODELS), True, True),
+    NodeParameter("detector.min_confidence", 0.5, "Minimum face detection score.", _between(0.0, 1.0), True, True),
+    NodeParameter("detector.min_face_size", 24, "Faces whose box is smaller than this many pixels are ignored.",
+                  _between(1, 4096), True, True),
+    NodeParameter("detector.max_faces", 8, "At most this many faces per frame (the most confident).",
+                  _between(1, 64), True, True),
+    NodeParameter("detector.use_mesh", True, "Refine the five landmarks with the face mesh (better alignment, "
+                  "~3 ms more per frame).", None, True, True),
+    NodeParameter("tracking.min_hits", 1, "Frames a face must be seen before it is reported.",
+                  _between(1, 100), True, True),
+    NodeParameter("tracking.max_misses", 5, "Frames a face may be missed before its track (and id) is dropped.",
+                  _between(0, 1000), True, True),
+    NodeParameter("tracking.iou_threshold", 0.2, "Minimum box overlap (IoU) to associate a detection with a track.",
+                  _between(0.0, 1.0), True, True),
+    NodeParameter("smoothing", 0.0, "Per-track exponential smoothing of probabilities for single-frame models: "
+                  "weight of the previous estimate (0 = off, 0.9 = heavy).", _between(0.0, 0.99), True, True),
+    NodeParameter("fan_window", 0, "Frames aggregated by a multi-frame (FAN) model; 0 = the model card's window.",
+                  _between(0, 1000), True, True),
+    NodeParameter("max_rate", 0.0, "Process at most this many frames per second (0 = as fast as frames come); "
+                  "skipped frames are counted as rate-limited.", _between(0.0, 1000.0)),
+    NodeParameter("debug_image", True, "Publish debug_image (boxes, ids, labels) when someone subscribes to it.",
+                  None),
+    NodeParameter("hri.enabled", True, "Also publish hri_msgs/Expression on /humans/faces/<id>/expression "
+                  "(ROS4HRI, REP-155) when hri_msgs is installed.", None, True),
+    NodeParameter("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", _between(0.1, 60.0), True),
+    NodeParameter("diagnostics.latency_warn_ms", 50.0, "Processing latency p95 above which diagnostics say WARN.",
+                  _between(0.0, 1e6)),
+    NodeParameter("diagnostics.latency_error_ms", 200.0, "Processing latency p95 above which diagnostics say ERROR.",
+                  _between(0.0, 1e6)),
+    NodeParameter("diagnostics.min_rate_hz", 5.0, "Output rate below which diagnostics say WARN while frames "
+                  "arrive.", _between(0.0, 1000.0)),
+)
+
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def defaults() -> dict[str, Any]:
+    return {p.name: p.default for p in PARAMETERS}
+
+
+def markdown_table() -> str:
+    """The README's parameter table."""
+    rows = ["| parameter | type | default | meaning |", "|---|---|---|---|"]
+    for p in PARAMETERS:
+        default = f"`{str(p.default).lower() if isinstance(p.default, bool) else p.default}`"
+        note = " (start-up only)" if p.read_only else ""
+        rows.append(f"| `{p.name}` | {p.type_name} | {default} | {p.description}{note} |")
+    return "\n".join(rows)

@@ -1,0 +1,219 @@
+"""fer_node: camera images in, EmotionArray out.
+
+A thin shell around the ROS-free ``EmotionPipeline``: it declares and validates parameters, converts messages, keeps
+only the newest frame (a one-slot mailbox between the subscription and a worker thread, so a slow model drops old
+frames instead of queueing them), publishes results stamped with the source header, and reports health on
+/diagnostics.
+
+Topics (relative, so a namespace or remapping moves them):
+  image (sensor_msgs/Image) or image/compressed (sensor_msgs/CompressedImage)   in
+  emotions (fer_ros/EmotionArray)                                               out, one per processed frame
+  debug_image (sensor_msgs/Image, bgr8)                                         out, only built when subscribed
+  /diagnostics (diagnostic_msgs/DiagnosticArray)                                out
+  /humans/faces/<id>/expression (hri_msgs/Expression)                           out, when hri_msgs is installed
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from sensor_msgs.msg import CompressedImage, Image
+
+from fer_ros.errors import FerRosError, FrameError, InvalidFrameError
+from fer_ros.msg import EmotionArray
+from fer_ros.node_parameters import BY_NAME, PARAMETERS
+from fer_ros.ros.conversions import (UnsupportedEncodingError, array_to_image, compressed_to_array, image_to_array,
+                                     result_to_msg)
+from fer_ros.ros.frame_slot import FrameSlot
+from fer_ros.ros.hri import HriPublisher, import_expression
+from fer_ros.ros.stats import NodeStats
+
+NODE_NAME = "fer_node"
+LOG_THROTTLE_S = 10.0  # a recurring per-frame problem is logged at most this often (with its running count)
+WORKER_POLL_S = 0.5  # how often the worker wakes to notice shutdown when no frame comes
+
+
+class FerNode(Node):
+    def __init__(self, **kwargs) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        self._declare_parameters()
+        p = {param.name: self.get_parameter(param.name).value for param in PARAMETERS}
+
+        from fer_ros.pipeline import EmotionPipeline, PipelineConfig  # heavy imports after parameters are valid
+
+        config = PipelineConfig.from_flat({param.name: p[param.name] for param in PARAMETERS if param.pipeline})
+        self.pipeline = EmotionPipeline(config)
+        self.stats = NodeStats()
+        self._slot = FrameSlot()
+        self._last_start = 0.0
+        self._last_log: dict[str, float] = {}
+
+        sensor_qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
+                                durability=qos_profile_sensor_data.durability,
+                                history=qos_profile_sensor_data.history)
+        self.compressed = bool(p["compressed"])
+        if self.compressed:
+            self.create_subscription(CompressedImage, "image/compressed", self._on_image, sensor_qos)
+        else:
+            self.create_subscription(Image, "image", self._on_image, sensor_qos)
+        self.emotions_pub = self.create_publisher(EmotionArray, "emotions", 10)
+        self.debug_pub = self.create_publisher(Image, "debug_image", sensor_qos)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(float(p["diagnostics.period"]), self._publish_diagnostics)
+
+        self.hri = None
+        if p["hri.enabled"]:
+            expression_type, why = import_expression()
+            if expression_type is None:
+                self.get_logger().info(f"ROS4HRI output off: {why}")
+            else:
+                self.hri = HriPublisher(self, expression_type)
+                self.get_logger().info("ROS4HRI output on: /humans/faces/<id>/expression")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self._worker = threading.Thread(target=self._work, name="fer_worker", daemon=True)
+        self._worker.start()
+        topic = self.resolve_topic_name("image/compressed" if self.compressed else "image")
+        self.get_logger().info(
+            f"ready: {topic} -> {self.resolve_topic_name('emotions')}; model {self.pipeline.model_id} on "
+            f"{self.pipeline.backend_name}; detector {self.pipeline.detector_name}; labels "
+            f"{', '.join(self.pipeline.labels)}")
+
+    # --- parameters -------------------------------------------------------------------------------------------------
+    def _declare_parameters(self) -> None:
+        problems = []
+        for param in PARAMETERS:
+            descriptor = ParameterDescriptor(description=param.description, read_only=param.read_only)
+            value = self.declare_parameter(param.name, param.default, descriptor).value
+            reason = param.validate(value)
+            if reason:
+                problems.append(f"parameter '{param.name}' = {value!r} {reason}")
+        if problems:
+            raise FerRosError("; ".join(problems) + " (fix config/fer.yaml or the launch arguments)")
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for param in params:
+            spec = BY_NAME.get(param.name)
+            if spec is None:
+                continue
+            reason = spec.validate(param.value)
+            if reason:
+                return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
+            if param.name == "smoothing":
+                self.pipeline.set_smoothing(float(param.value))
+        return SetParametersResult(successful=True)
+
+    # --- frames -----------------------------------------------------------------------------------------------------
+    def _on_image(self, msg) -> None:
+        self.stats.received += 1
+        self._slot.put(msg)
+
+    def _work(self) -> None:
+        while rclpy.ok():
+            item = self._slot.take(timeout=WORKER_POLL_S)
+            if item is None:
+                if self._slot.closed:
+                    return
+                continue
+            msg, received = item
+            max_rate = self.get_parameter("max_rate").value
+            if max_rate > 0 and received - self._last_start < 1.0 / max_rate:
+                self.stats.rate_limited += 1
+                continue
+            self._last_start = received
+            try:
+                self._process(msg, received)
+            except Exception as exc:  # a frame must never take the node down
+                self._reject("failure", f"frame failed: {type(exc).__name__}: {exc}")
+
+    def _process(self, msg, received: float) -> None:
+        try:
+            frame, color = compressed_to_array(msg) if self.compressed else image_to_array(msg)
+        except UnsupportedEncodingError as exc:
+            return self._reject("unsupported_encoding", str(exc))
+        except InvalidFrameError as exc:
+            return self._reject("unreadable", str(exc))
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        try:
+            result = self.pipeline.process(frame, stamp, color)
+        except FrameError as exc:
+            return self._reject(type(exc).__name__, str(exc))
+        latency_ms = (time.monotonic() - received) * 1000.0
+        self.emotions_pub.publish(result_to_msg(result, msg.header, latency_ms))
+        self.stats.record(latency_ms, len(result.faces))
+        if self.hri is not None:
+            self.hri.publish(msg.header, result.faces)
+        if self.get_parameter("debug_image").value and self.debug_pub.get_subscription_count() > 0:
+            self._publish_debug(frame, color, result, msg.header)
+
+    def _publish_debug(self, frame, color, result, header) -> None:
+        import cv2
+
+        from fer_ros.visualize import draw_results
+
+        bgr = {"rgb": lambda f: cv2.cvtColor(f, cv2.COLOR_RGB2BGR), "gray": lambda f: cv2.cvtColor(
+            f, cv2.COLOR_GRAY2BGR)}.get(color, lambda f: f)(frame)
+        self.debug_pub.publish(array_to_image(draw_results(bgr, result), "bgr8", header))
+
+    def _reject(self, reason: str, message: str) -> None:
+        """Count a dropped frame and log it at most every LOG_THROTTLE_S per reason."""
+        self.stats.rejected[reason] += 1
+        now = time.monotonic()
+        if now - self._last_log.get(reason, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+            self._last_log[reason] = now
+            self.get_logger().warn(f"dropped frame ({reason}, {self.stats.rejected[reason]} so far): {message}")
+
+    # --- diagnostics ------------------------------------------------------------------------------------------------
+    def _publish_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        level, message, values = self.stats.report(
+            self._slot.replaced, self.get_parameter("diagnostics.latency_warn_ms").value,
+            self.get_parameter("diagnostics.latency_error_ms").value,
+            self.get_parameter("diagnostics.min_rate_hz").value)
+        values.update({"backend": self.pipeline.backend_name, "detector": self.pipeline.detector_name,
+                       "model": self.pipeline.model_id})
+        status = DiagnosticStatus(level=bytes([level]), name=f"{self.get_name()}: facial expression recognition",
+                                  message=message, hardware_id=self.pipeline.backend_name,
+                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self.diag_pub.publish(array)
+
+    def shutdown(self) -> None:
+        self._slot.close()
+        self._worker.join(timeout=5.0)
+        self.pipeline.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    rclpy.init(args=argv if argv is not None else sys.argv)
+    node = None
+    try:
+        node = FerNode()
+        rclpy.spin(node)
+    except FerRosError as exc:
+        # configuration problems stop start-up with the reason (rclpy's logger may not exist yet)
+        print(f"[fer_node] FATAL: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.shutdown()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Counters and latency window of the node, turned into a diagnostic status. ROS-free apart from the final message."""
+from __future__ import annotations
+
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LATENCY_WINDOW = 300  # processed frames kept for the latency percentiles (10 s at 30 Hz)
+
+OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+
+
+@dataclass
+class NodeStats:
+    received: int = 0
+    processed: int = 0
+    rate_limited: int = 0
+    rejected: Counter = field(default_factory=Counter)  # reason -> frames refused (encoding, corrupt, failure)
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    faces: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    processed_times: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    # snapshot at the previous report, to judge the last period only
+    _last_received: int = 0
+    _last_processed: int = 0
+    _last_rejected: int = 0
+
+    def record(self, latency_ms: float, num_faces: int) -> None:
+        self.processed += 1
+        self.latencies_ms.append(latency_ms)
+        self.faces.append(num_faces)
+        self.processed_times.append(time.monotonic())
+
+    def rate_hz(self) -> float:
+        t = self.processed_times
+        if len(t) < 2 or t[-1] - t[0] <= 0:
+            return 0.0
+        if time.monotonic() - t[-1] > 2.0:  # stalled: the window would overstate the rate
+            return 0.0
+        return (len(t) - 1) / (t[-1] - t[0])
+
+    def report(self, dropped_stale: int, latency_warn_ms: float, latency_error_ms: float,
+               min_rate_hz: float) -> tuple[int, str, dict[str, str]]:
+        """(level, message, key/values) for the last period, and start a new period."""
+        lat = np.asarray(self.latencies_ms, dtype=np.float64)
+        p50, p95 = (float(np.percentile(lat, 50)), float(np.percentile(lat, 95))) if lat.size else (0.0, 0.0)
+        rate = self.rate_hz()
+        new_received = self.received - self._last_received
+        new_processed = self.processed - self._last_processed
+        rejected_total = sum(self.rejected.values())
+        new_rejected = rejected_total - self._last_rejected
+        self._last_received, self._last_processed, self._last_rejected = (self.received, self.processed,
+                                                                          rejected_total)
+        level, problems = OK, []
+        if new_received == 0:
+            level, problems = WARN, ["no images received"]
+        elif new_processed == 0:
+            level, problems = ERROR, [f"{new_received} images received, none processed"]
+        else:
+            if p95 > latency_error_ms:
+                level = ERROR
+                problems.append(f"latency p95 {p95:.1f} ms > {latency_error_ms:g}")
+            elif p95 > latency_warn_ms:
+                level = max(level, WARN)
+                problems.append(f"latency p95 {p95:.1f} ms > {latency_warn_ms:g}")
+            if rate < min_rate_hz:
+                level = max(level, WARN)
+                problems.append(f"rate {rate:.1f} Hz < {min_rate_hz:g}")
+            if new_rejected:
+                level = max(level, WARN)
+                problems.append(f"{new_rejected} frames rejected")
+        values = {
+            "rate_hz": f"{rate:.2f}",
+            "latency_p50_ms": f"{p50:.2f}",
+            "latency_p95_ms": f"{p95:.2f}",
+            "frames_received": str(self.received),
+            "frames_processed": str(self.processed),
+            "frames_dropped_stale": str(dropped_stale),
+            "frames_rate_limited": str(self.rate_limited),
+            "frames_rejected": str(rejected_total),
+            "faces_last": str(self.faces[-1] if self.faces else 0),
+            "faces_mean": f"{(sum(self.faces) / len(self.faces)) if self.faces else 0.0:.2f}",
+        }
+        values.update({f"rejected_{k}": str(v) for k, v in sorted(self.rejected.items())})
+        return level, "; ".join(problems) or "ok", values
