@@ -1,0 +1,106 @@
+"""Message <-> numpy conversions and EmotionArray filling, on real sensor_msgs and fer_ros messages."""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+pytest.importorskip("rclpy", reason="needs the ROS 2 venv: source ./env.sh")
+from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
+
+from fer_ros.datatypes import FaceResult, FrameResult  # noqa: E402
+from fer_ros.errors import InvalidFrameError  # noqa: E402
+from fer_ros.ros.conversions import (UnsupportedEncodingError, array_to_compressed, array_to_image,  # noqa: E402
+                                     compressed_to_array, image_to_array, result_to_msg)
+from fer_ros.samples import one_face  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def rgb() -> np.ndarray:
+    return one_face().rgb
+
+
+@pytest.mark.parametrize("encoding,color", [("rgb8", "rgb"), ("bgr8", "bgr")])
+def test_colour_round_trip(rgb, encoding, color):
+    frame, got_color = image_to_array(array_to_image(rgb, encoding))
+    assert got_color == color
+    np.testing.assert_array_equal(frame, rgb)
+
+
+def test_mono_round_trip(rgb):
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    frame, color = image_to_array(array_to_image(gray, "mono8"))
+    assert color == "gray" and frame.shape == gray.shape
+    np.testing.assert_array_equal(frame, gray)
+
+
+def test_padded_rows_are_viewed_without_copy(rgb):
+    h, w, _ = rgb.shape
+    padded = np.zeros((h, w * 3 + 64), np.uint8)
+    padded[:, : w * 3] = rgb.reshape(h, -1)
+    msg = Image(height=h, width=w, encoding="rgb8", step=w * 3 + 64, data=padded.tobytes())
+    frame, _ = image_to_array(msg)
+    np.testing.assert_array_equal(frame, rgb)
+    assert np.shares_memory(frame, np.frombuffer(msg.data, np.uint8))
+
+
+@pytest.mark.parametrize("encoding", ["16UC1", "mono16", "bayer_rggb8", "yuv422", "32FC1"])
+def test_unsupported_encodings_are_refused_with_the_fix(encoding):
+    msg = Image(height=4, width=4, encoding=encoding, step=8, data=bytes(32))
+    with pytest.raises(UnsupportedEncodingError, match="rgb8"):
+        image_to_array(msg)
+
+
+def test_truncated_and_empty_images(rgb):
+    msg = array_to_image(rgb, "rgb8")
+    msg.data = msg.data[: len(msg.data) // 2]
+    with pytest.raises(InvalidFrameError, match="truncated"):
+        image_to_array(msg)
+    with pytest.raises(InvalidFrameError, match="empty"):
+        image_to_array(Image(height=0, width=0, encoding="rgb8", step=0))
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_compressed_round_trip(rgb, fmt):
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    frame, color = compressed_to_array(array_to_compressed(bgr, fmt))
+    assert color == "bgr" and frame.shape == bgr.shape
+    diff = np.abs(frame.astype(int) - bgr.astype(int)).mean()
+    assert diff < (0.01 if fmt == "png" else 4.0)
+
+
+def test_corrupt_compressed_image_is_a_frame_error(rgb):
+    msg = array_to_compressed(rgb[:, :, ::-1], "jpeg")
+    msg.data = bytes(len(msg.data))  # right size, wrong bytes
+    with pytest.raises(InvalidFrameError, match="decoded"):
+        compressed_to_array(msg)
+    with pytest.raises(UnsupportedEncodingError):
+        compressed_to_array(CompressedImage(format="tiff", data=b"x"))
+
+
+def test_result_to_msg_fills_every_field():
+    from std_msgs.msg import Header
+
+    labels = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+    probs = np.array([0.05, 0.0, 0.05, 0.7, 0.1, 0.05, 0.05], np.float32)
+    face = FaceResult(face_id=3, box=np.array([-5.0, 10.2, 100.7, 480.0 + 9], np.float32),
+                      landmarks=np.arange(10, dtype=np.float32).reshape(5, 2), detection_score=0.9, label="happy",
+                      confidence=0.7, probabilities=probs, frames_used=1)
+    result = FrameResult(stamp=12.5, image_size=(480, 640), model_id="m", labels=labels, faces=[face])
+    header = Header(frame_id="cam")
+    header.stamp.sec, header.stamp.nanosec = 12, 500_000_000
+    msg = result_to_msg(result, header, 7.5)
+    assert msg.header.frame_id == "cam" and msg.header.stamp.sec == 12 and msg.header.stamp.nanosec == 500_000_000
+    assert list(msg.labels) == list(labels) and msg.model_id == "m"
+    assert msg.processing_latency_ms == pytest.approx(7.5)
+    (e,) = msg.emotions
+    assert e.face_id == 3 and e.label == "happy" and e.frames_used == 1
+    assert (e.roi.x_offset, e.roi.y_offset, e.roi.width, e.roi.height) == (0, 10, 101, 470)  # clipped to image
+    assert [(p.x, p.y) for p in e.landmarks] == [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+    np.testing.assert_allclose(e.probabilities, probs, atol=1e-7)
+    assert e.confidence == pytest.approx(0.7) and e.detection_confidence == pytest.approx(0.9)
+    assert math.isnan(e.valence) and math.isnan(e.arousal)
+    empty = result_to_msg(FrameResult(stamp=0, image_size=(480, 640), model_id="m", labels=labels), header, 1.0)
+    assert len(empty.emotions) == 0 and list(empty.labels) == list(labels)
