@@ -163,3 +163,8 @@ def mini_xception_from_keras_h5(path: Path | str, probabilities: bool = True) ->
     model = MiniXception(num_classes=num_classes, in_channels=in_channels, probabilities=probabilities)
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def build_mini_xception(num_classes: int = 7, in_channels: int = 1, probabilities: bool = False) -> MiniXception:
+    """Registry builder (``build_network("mini_xception")``): logits by default, like every network of the registry."""
+    return MiniXception(num_classes=num_classes, in_channels=in_channels, probabilities=probabilities)
