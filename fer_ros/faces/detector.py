@@ -1,0 +1,165 @@
+"""The face detector interface, its configuration, and the factory that picks a backend.
+
+A detector turns an RGB frame into ``Detection`` values (box, score, five landmarks when it has them). Backends:
+``mediapipe`` (BlazeFace short/full range, bundled with mediapipe 0.10.21) and ``opencv`` (a Haar cascade, the fallback
+where no mediapipe wheel exists, e.g. some aarch64 platforms). ``auto`` takes mediapipe when it imports and says so in
+``.name`` and in the log. The optional face-mesh refinement of the landmarks lives in ``fer_ros.faces.landmarks``.
+
+Every backend applies the same selection (``select_detections``): boxes clipped to the frame, faces below
+``min_confidence`` or ``min_face_size`` dropped, the rest sorted by score (or size) and cut to ``max_faces``. What is
+dropped is counted in ``DetectorStats`` so it can be reported.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from fer_ros.datatypes import Detection
+from fer_ros.errors import ConfigError, DetectorUnavailableError
+
+DETECTOR_BACKENDS = ("auto", "mediapipe", "opencv")
+DETECTOR_MODELS = ("short", "full")  # mediapipe model_selection 0 (faces within ~2 m) and 1 (up to ~5 m)
+SORT_KEYS = ("score", "size")
+MAX_FACES_LIMIT = 64  # a larger max_faces is a typo; a 640x480 frame cannot hold that many detectable faces
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class DetectorConfig:
+    """How to find faces. The first six fields are the node's parameters (see docs/architecture.md)."""
+
+    backend: str = "auto"  # auto | mediapipe | opencv
+    model: str = "short"  # short (faces within ~2 m) | full (up to ~5 m)
+    min_confidence: float = 0.5
+    min_face_size: int = 24  # pixels, smaller boxes are ignored
+    max_faces: int = 8
+    use_mesh: bool = True  # refine the 5 landmarks with the face mesh
+    sort_by: str = "score"  # score | size: which faces are kept when more than max_faces are found
+    static_images: bool = False  # True for unrelated single images (face mesh without tracking between frames)
+
+    def validate(self) -> DetectorConfig:
+        """Raise ``ConfigError`` naming the bad field and the accepted values; return self for chaining."""
+        if self.backend not in DETECTOR_BACKENDS:
+            raise ConfigError(f"detector backend '{self.backend}' is not one of {DETECTOR_BACKENDS}")
+        if self.model not in DETECTOR_MODELS:
+            raise ConfigError(f"detector model '{self.model}' is not one of {DETECTOR_MODELS}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ConfigError(f"detector min_confidence {self.min_confidence} must be within 0..1")
+        if self.min_face_size < 0:
+            raise ConfigError(f"detector min_face_size {self.min_face_size} must be >= 0 pixels")
+        if not 1 <= self.max_faces <= MAX_FACES_LIMIT:
+            raise ConfigError(f"detector max_faces {self.max_faces} must be within 1..{MAX_FACES_LIMIT}")
+        if self.sort_by not in SORT_KEYS:
+            raise ConfigError(f"detector sort_by '{self.sort_by}' is not one of {SORT_KEYS}")
+        return self
+
+
+@dataclass
+class DetectorStats:
+    """Running counts of what a detector saw and dropped (for diagnostics and reports)."""
+
+    frames: int = 0
+    faces: int = 0  # faces returned
+    dropped_low_score: int = 0
+    dropped_small: int = 0
+    dropped_over_max: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """What every detector backend provides."""
+
+    name: str  # what actually runs, e.g. "mediapipe[short]" or "opencv[haarcascade_frontalface_alt2]"
+    stats: DetectorStats
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """Faces in an HxWx3 uint8 RGB frame, best first (see ``DetectorConfig.sort_by``)."""
+        ...
+
+    def close(self) -> None:
+        """Release native resources; the detector is unusable afterwards."""
+        ...
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of boxes ``a`` (N, 4) and ``b`` (M, 4), x0, y0, x1, y1 -> (N, M)."""
+    a = np.asarray(a, dtype=np.float32).reshape(-1, 4)[:, None, :]
+    b = np.asarray(b, dtype=np.float32).reshape(-1, 4)[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    return inter / np.maximum(area_a + area_b - inter, 1e-6)
+
+
+def select_detections(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarray | None, cfg: DetectorConfig,
+                      frame_hw: tuple[int, int], stats: DetectorStats) -> list[Detection]:
+    """Clip, filter, sort and cap raw detections (vectorised), updating ``stats``.
+
+    ``boxes`` (N, 4) x0, y0, x1, y1 pixels; ``scores`` (N,); ``landmarks`` (N, 5, 2) or None.
+    """
+    stats.frames += 1
+    n = len(boxes)
+    if n == 0:
+        return []
+    h, w = frame_hw
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(n, 4).copy()
+    np.clip(boxes[:, 0::2], 0.0, float(w), out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0.0, float(h), out=boxes[:, 1::2])
+    scores = np.asarray(scores, dtype=np.float32).reshape(n)
+    sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    confident = scores >= cfg.min_confidence
+    big = sides >= max(cfg.min_face_size, 1)
+    stats.dropped_low_score += int((~confident).sum())
+    stats.dropped_small += int((confident & ~big).sum())
+    keep = np.flatnonzero(confident & big)
+    key = scores[keep] if cfg.sort_by == "score" else sides[keep]
+    keep = keep[np.argsort(-key, kind="stable")]
+    stats.dropped_over_max += max(len(keep) - cfg.max_faces, 0)
+    keep = keep[: cfg.max_faces]
+    stats.faces += len(keep)
+    out = []
+    for i in keep:
+        lm = None if landmarks is None else np.asarray(landmarks[i], dtype=np.float32)
+        if lm is not None and not np.isfinite(lm).all():  # a backend could not place them: say unknown
+            lm = None
+        out.append(Detection(box=boxes[i], score=float(scores[i]), landmarks=lm))
+    return out
+
+
+def create_detector(cfg: DetectorConfig | None = None, logger: logging.Logger | None = None) -> FaceDetector:
+    """Build the configured detector. ``auto`` tries mediapipe, then OpenCV (logged at WARN with the reason).
+
+    Raises ``ConfigError`` for bad settings and ``DetectorUnavailableError`` when no requested backend can run.
+    """
+    cfg = (cfg or DetectorConfig()).validate()
+    log = logger or _log
+    if cfg.backend in ("auto", "mediapipe"):
+        try:
+            from fer_ros.faces.mediapipe_detector import MediapipeDetector
+
+            det = MediapipeDetector(cfg)
+            log.info("face detector: %s", det.name)
+            return det
+        except DetectorUnavailableError as exc:
+            if cfg.backend == "mediapipe":
+                raise
+            log.warning("face detector: mediapipe unavailable (%s); falling back to OpenCV", exc)
+    from fer_ros.faces.opencv_detector import OpenCVDetector
+
+    try:
+        det = OpenCVDetector(cfg)
+    except DetectorUnavailableError as exc:
+        if cfg.backend == "opencv":
+            raise
+        raise DetectorUnavailableError(
+            f"no face detector can run here: mediapipe is not importable and {exc}. Install mediapipe 0.10.21 "
+            f"(x86_64) or 0.10.18 (aarch64), or an opencv-python 4.x wheel that ships Haar cascades") from exc
+    log.info("face detector: %s", det.name)
+    return det
