@@ -140,6 +140,7 @@ def create_detector(cfg: DetectorConfig | None = None, logger: logging.Logger | 
     """
     cfg = (cfg or DetectorConfig()).validate()
     log = logger or _log
+    mediapipe_problem = "not tried"
     if cfg.backend in ("auto", "mediapipe"):
         try:
             from fer_ros.faces.mediapipe_detector import MediapipeDetector
@@ -150,6 +151,7 @@ def create_detector(cfg: DetectorConfig | None = None, logger: logging.Logger | 
         except DetectorUnavailableError as exc:
             if cfg.backend == "mediapipe":
                 raise
+            mediapipe_problem = str(exc)
             log.warning("face detector: mediapipe unavailable (%s); falling back to OpenCV", exc)
     from fer_ros.faces.opencv_detector import OpenCVDetector
 
@@ -159,7 +161,7 @@ def create_detector(cfg: DetectorConfig | None = None, logger: logging.Logger | 
         if cfg.backend == "opencv":
             raise
         raise DetectorUnavailableError(
-            f"no face detector can run here: mediapipe is not importable and {exc}. Install mediapipe 0.10.21 "
-            f"(x86_64) or 0.10.18 (aarch64), or an opencv-python 4.x wheel that ships Haar cascades") from exc
+            f"no face detector can run here: install mediapipe 0.10.21 (0.10.18 on aarch64), or an opencv-python 4.x "
+            f"wheel that ships Haar cascades (mediapipe: {mediapipe_problem}; OpenCV: {exc})") from exc
     log.info("face detector: %s", det.name)
     return det

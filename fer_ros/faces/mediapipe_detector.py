@@ -64,8 +64,8 @@ class MediapipeDetector:
     def __init__(self, cfg: DetectorConfig | None = None):
         self.cfg = (cfg or DetectorConfig()).validate()
         face_detection, _ = _import_mediapipe()
-        # The graph's own threshold is the config's, so low-score faces never cross into Python; select_detections
-        # still applies it for the counts.
+        # The graph applies min_confidence itself, so low-score faces never cross into Python (and are not counted
+        # in stats.dropped_low_score, which counts what a backend passed on).
         self._graph = face_detection.FaceDetection(model_selection=MODEL_SELECTION[self.cfg.model],
                                                    min_detection_confidence=self.cfg.min_confidence)
         self.name = f"mediapipe[{self.cfg.model}]"
