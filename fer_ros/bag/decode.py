@@ -1,0 +1,144 @@
+"""Image and CompressedImage messages -> numpy frame + colour name, or a classified reason why not.
+
+Pixels are converted by the node's own functions (``fer_ros.ros.conversions``: ``image_to_array``,
+``compressed_to_array``), so the offline evaluator feeds the pipeline exactly what fer_node would; this module adds
+the classification the reports need. Works on any object with the sensor_msgs field names (rosbags' message classes
+and rclpy's alike). Three reasons make a message unreadable, and each is counted, never silently skipped:
+
+- ``corrupt``: the CDR bytes do not deserialize, the fields contradict each other (zero size, row stride shorter
+  than a row), or a compressed payload does not decode;
+- ``unsupported_encoding``: a valid image in an encoding the node does not take (rgba8, 16-bit, Bayer, YUV, float
+  depth, compressedDepth, video codecs...);
+- ``truncated``: fewer bytes than the header promises (raw rows missing, JPEG without its end-of-image marker, PNG
+  without its IEND chunk). OpenCV decodes a cut JPEG into a partly grey image without failing, so the end markers are
+  checked here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fer_ros.errors import InvalidFrameError
+from fer_ros.ros.conversions import (SUPPORTED_ENCODINGS, UnsupportedEncodingError, compressed_to_array,
+                                     image_to_array)
+
+REASON_CORRUPT = "corrupt"
+REASON_UNSUPPORTED = "unsupported_encoding"
+REASON_TRUNCATED = "truncated"
+UNREADABLE_REASONS = (REASON_CORRUPT, REASON_UNSUPPORTED, REASON_TRUNCATED)
+
+_JPEG_MAGIC = b"\xff\xd8\xff"
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+_JPEG_END = b"\xff\xd9"
+_PNG_END = b"IEND"
+JPEG_TRAILER_BYTES = 64  # the end-of-image marker is searched this far from the end (some encoders pad with zeros)
+PNG_TRAILER_BYTES = 12  # IEND chunk: 4 length + 4 type + 4 CRC, always the last bytes of a complete PNG
+_UNSUPPORTED_COMPRESSED = ("compresseddepth", "h264", "h265", "hevc", "theora", "ffmpeg", "av1", "vp8", "vp9")
+
+
+class UnreadableMessage(InvalidFrameError):
+    """A message that cannot become a frame; ``reason`` is one of UNREADABLE_REASONS."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass
+class DecodedImage:
+    """A frame ready for ``EmotionPipeline.process`` plus the header it came with."""
+
+    image: np.ndarray  # HxWx3 (rgb/bgr) or HxW (gray), uint8
+    color: str  # rgb | bgr | gray
+    stamp_sec: int
+    stamp_nanosec: int
+    frame_id: str
+
+    @property
+    def stamp(self) -> float:
+        """Header stamp in seconds (what the pipeline and the label files use)."""
+        return self.stamp_sec + self.stamp_nanosec * 1e-9
+
+    @property
+    def stamp_ns(self) -> int:
+        return self.stamp_sec * 1_000_000_000 + self.stamp_nanosec
+
+
+def _buffer(data: Any) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        return data.view(np.uint8).reshape(-1)
+    return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+
+
+def decode_raw_image(msg: Any) -> tuple[np.ndarray, str]:
+    """``sensor_msgs/Image`` fields -> (array, colour) as fer_node converts them; raises UnreadableMessage."""
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    encoding = str(msg.encoding)
+    if encoding.lower() not in SUPPORTED_ENCODINGS:
+        raise UnreadableMessage(REASON_UNSUPPORTED, f"encoding '{encoding}' (fer_node takes "
+                                f"{', '.join(sorted(SUPPORTED_ENCODINGS))})")
+    if height <= 0 or width <= 0:
+        raise UnreadableMessage(REASON_CORRUPT, f"image has zero size ({width}x{height})")
+    channels = SUPPORTED_ENCODINGS[encoding.lower()][0]
+    if step < width * channels:
+        raise UnreadableMessage(REASON_CORRUPT, f"step {step} < {width * channels} bytes per {encoding} row")
+    size = _buffer(msg.data).size
+    if size < step * height:
+        raise UnreadableMessage(REASON_TRUNCATED, f"{size} bytes, {encoding} {width}x{height} with step {step} "
+                                f"needs {step * height}")
+    try:
+        return image_to_array(msg)
+    except UnsupportedEncodingError as exc:
+        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
+    except (InvalidFrameError, ValueError) as exc:
+        raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
+
+
+def decode_compressed_image(msg: Any) -> tuple[np.ndarray, str]:
+    """``sensor_msgs/CompressedImage`` (JPEG or PNG, the image_transport formats) -> (BGR array, "bgr")."""
+    fmt = str(msg.format).lower()
+    data = _buffer(msg.data)
+    if any(name in fmt for name in _UNSUPPORTED_COMPRESSED):
+        raise UnreadableMessage(REASON_UNSUPPORTED, f"compressed format '{msg.format}' (fer_node takes jpeg, png)")
+    if data.size == 0:
+        raise UnreadableMessage(REASON_TRUNCATED, "compressed image has no data")
+    head = data[:8].tobytes()
+    if head.startswith(_JPEG_MAGIC):
+        if not data[-JPEG_TRAILER_BYTES:].tobytes().rstrip(b"\0").endswith(_JPEG_END):
+            raise UnreadableMessage(REASON_TRUNCATED, f"JPEG of {data.size} bytes has no end-of-image marker")
+    elif head.startswith(_PNG_MAGIC):
+        if _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
+            raise UnreadableMessage(REASON_TRUNCATED, f"PNG of {data.size} bytes has no IEND chunk")
+    try:
+        return compressed_to_array(msg)
+    except UnsupportedEncodingError as exc:
+        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
+    except (InvalidFrameError, ValueError) as exc:
+        raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
+
+
+def decode_image(msg: Any) -> DecodedImage:
+    """Image or CompressedImage message -> DecodedImage (raises UnreadableMessage with a reason)."""
+    try:
+        stamp = msg.header.stamp
+        sec, nanosec, frame_id = int(stamp.sec), int(stamp.nanosec), str(msg.header.frame_id)
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise UnreadableMessage(REASON_CORRUPT, f"message has no usable header ({exc})") from exc
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        image, color = decode_compressed_image(msg)
+    else:
+        image, color = decode_raw_image(msg)
+    return DecodedImage(image, color, sec, nanosec, frame_id)
+
+
+def deserialize_and_decode(store: Any, raw: bytes, msgtype: str) -> DecodedImage:
+    """CDR bytes of an image message -> DecodedImage; corrupt CDR is classified like any other unreadable data."""
+    try:
+        msg = store.deserialize_cdr(raw, msgtype)
+    except Exception as exc:  # rosbags raises SerdeError, struct.error, IndexError, UnicodeDecodeError... on garbage
+        raise UnreadableMessage(REASON_CORRUPT, f"CDR data of {len(raw)} bytes does not deserialize as "
+                                f"{msgtype} ({type(exc).__name__})") from exc
+    return decode_image(msg)
