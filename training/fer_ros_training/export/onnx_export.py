@@ -20,7 +20,6 @@ export fails with ``ExportError`` and no card is written.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -52,6 +51,17 @@ class _Softmax(nn.Module):
 
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.inner(*args), dim=-1)
+
+
+class _KeywordCall(nn.Module):
+    """Calls a multimodal network with keywords (``model(image=..., landmarks=..., hog=...)``) from positions."""
+
+    def __init__(self, inner: nn.Module, image_key: str, extra_keys: list[str]) -> None:
+        super().__init__()
+        self.inner, self.keys = inner, [image_key] + extra_keys
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        return self.inner(**dict(zip(self.keys, args)))
 
 
 class _FloatMaskAggregator(nn.Module):
@@ -115,14 +125,6 @@ def is_fan(model: nn.Module) -> bool:
 def outputs_probabilities(model: nn.Module) -> bool:
     """True when the network's forward already returns probabilities (ensembles, a mini-Xception built so)."""
     return str(getattr(model, "output_kind", "logits")) == "probabilities" or getattr(model, "probabilities", False) is True
-
-
-def forward_input_names(model: nn.Module) -> list[str]:
-    """Names of the tensors ``model.forward`` requires, in order (``[IMAGE_INPUT]`` for an image classifier)."""
-    params = [p for p in inspect.signature(model.forward).parameters.values()
-              if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    names = [p.name for p in params]
-    return [IMAGE_INPUT] if len(names) <= 1 else names
 
 
 def _as_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -195,9 +197,38 @@ def fan_windows(embeddings: torch.Tensor, window: int) -> tuple[torch.Tensor, to
     return clips.contiguous(), mask
 
 
+def fan_clip_parity(model: nn.Module, files: dict[str, Path], faces: torch.Tensor, window: int,
+                    output: str = "probabilities", atol: float = PARITY_ATOL) -> ParityReport:
+    """The two FAN graphs chained in onnxruntime against the whole torch network on real clips.
+
+    Clips are windows of consecutive faces (B, T, C, H, W) with the last one half masked; onnxruntime embeds every
+    frame with the embedder graph, then runs the aggregator graph on the embeddings, as the node does per track.
+    """
+    n = faces.shape[0]
+    count = max(2, n // window)
+    idx = torch.arange(count * window) % n
+    clips = faces[idx].reshape(count, window, *faces.shape[1:])
+    mask = torch.ones(count, window, dtype=torch.bool)
+    mask[-1, (window + 1) // 2:] = False
+    model.eval()
+    with torch.no_grad():
+        expected = model(clips, mask)
+        if output == "probabilities" and not outputs_probabilities(model):
+            expected = torch.softmax(expected, dim=-1)
+    embedder, aggregator = ort_session(files["embedder"]), ort_session(files["aggregator"])
+    emb = embedder.run(None, {IMAGE_INPUT: _as_numpy(clips.flatten(0, 1))})[0].reshape(count, window, -1)
+    got = aggregator.run(None, {"embeddings": emb, "mask": _as_numpy(mask).astype(np.float32)})[0]
+    diff = float(np.max(np.abs(got.astype(np.float64) - _as_numpy(expected).astype(np.float64))))
+    return ParityReport("clip", diff, (count,), atol)
+
+
 def graph_specs(model: nn.Module, faces: torch.Tensor, window: int = 1, output: str = "probabilities",
-                extra_inputs: dict[str, torch.Tensor] | None = None) -> list[GraphSpec]:
-    """The graphs a network exports to, with real example inputs (faces: (N, C, H, W) float32, model-ready)."""
+                extra_inputs: dict[str, torch.Tensor] | None = None, image_key: str = "image") -> list[GraphSpec]:
+    """The graphs a network exports to, with real example inputs (faces: (N, C, H, W) float32, model-ready).
+
+    ``extra_inputs``: per-face tensors a multimodal network takes besides the image (fusion: landmarks, HOG); the
+    network is then called with keywords, the image as ``image_key``.
+    """
     if output not in OUTPUTS:
         raise ExportError(f"output must be one of {OUTPUTS}, got '{output}'")
     model.eval()
@@ -220,16 +251,17 @@ def graph_specs(model: nn.Module, faces: torch.Tensor, window: int = 1, output: 
                       {"embeddings": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"}, output: batch},
                       "aggregator.onnx"),
         ]
-    names = forward_input_names(model)
     inputs: dict[str, torch.Tensor] = {IMAGE_INPUT: faces}  # the image is always the first input, named alike
-    for name in names[1:]:
-        if not extra_inputs or name not in extra_inputs:
-            raise ExportError(f"{type(model).__name__}.forward needs '{name}' besides the image; pass example "
-                              f"values for it (extra_inputs) with the same batch size as the faces")
-        inputs[name] = extra_inputs[name]
-    module: nn.Module = model
+    model_call: nn.Module = model
+    if extra_inputs:
+        for name, value in extra_inputs.items():
+            if value.shape[0] != faces.shape[0]:
+                raise ExportError(f"extra input '{name}' has batch {value.shape[0]}, the faces {faces.shape[0]}")
+            inputs[name] = value
+        model_call = _KeywordCall(model, image_key, list(extra_inputs))
+    module: nn.Module = model_call
     if output == "probabilities" and not outputs_probabilities(model):
-        module = _Softmax(model)
+        module = _Softmax(model_call)
     elif output == "logits" and outputs_probabilities(model):
         raise ExportError(f"{type(model).__name__} outputs probabilities (an ensemble); export it with "
                           f"output='probabilities'")
@@ -240,7 +272,8 @@ def graph_specs(model: nn.Module, faces: torch.Tensor, window: int = 1, output: 
 
 def export_model(model: nn.Module, card: ModelCard, out_dir: Path | str, faces: np.ndarray | torch.Tensor,
                  output: str = "probabilities", extra_inputs: dict[str, torch.Tensor] | None = None,
-                 atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None) -> ExportResult:
+                 atol: float = PARITY_ATOL, extra: dict[str, Any] | None = None,
+                 image_key: str = "image") -> ExportResult:
     """Export ``model`` into ``out_dir`` with the card, after the checker and the parity check pass.
 
     ``card`` gives id, architecture, input, crop, labels and window (its files/format/output are replaced);
@@ -253,7 +286,7 @@ def export_model(model: nn.Module, card: ModelCard, out_dir: Path | str, faces: 
     if faces_t.ndim != 4 or tuple(faces_t.shape[1:]) != expected:
         raise ExportError(f"example faces have shape {tuple(faces_t.shape)}, the card wants (N, {expected[0]}, "
                           f"{expected[1]}, {expected[2]})")
-    specs = graph_specs(model, faces_t, card.window, output, extra_inputs)
+    specs = graph_specs(model, faces_t, card.window, output, extra_inputs, image_key)
     files: dict[str, Path] = {}
     reports: list[ParityReport] = []
     for spec in specs:
@@ -265,6 +298,13 @@ def export_model(model: nn.Module, card: ModelCard, out_dir: Path | str, faces: 
             raise ExportError(f"ONNX Runtime does not reproduce torch: {report}; the file was removed. Check for "
                               f"ops that behave differently when traced (data-dependent shapes, in-place tricks)")
         files[spec.role] = path
+    if is_fan(model):
+        report = fan_clip_parity(model, files, faces_t, card.window, output, atol)
+        reports.append(report)
+        if not report.ok:
+            for path in files.values():
+                path.unlink(missing_ok=True)
+            raise ExportError(f"the two FAN graphs chained do not reproduce the torch clip output: {report}")
     with torch.no_grad():
         embedding_dim = int(specs[0].module(faces_t[:1]).shape[-1]) if is_fan(model) else card.embedding_dim
     provenance = dict(card.extra)
