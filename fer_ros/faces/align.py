@@ -135,6 +135,9 @@ def to_model_color(crop: np.ndarray, color_in: str, color_out: str) -> np.ndarra
     if cin == "gray" and arr.shape[-1] == 1 and arr.ndim in (3, 4):
         arr = arr[..., 0]
     batched = arr.ndim == (3 if cin == "gray" else 4)
+    if batched and arr.shape[0] == 0:
+        channels = 1 if cout == "gray" else 3
+        return np.empty(arr.shape[:3] + (channels,), dtype=np.uint8)
     if batched:  # stack the batch vertically: one cvtColor call for every face
         n, h = arr.shape[0], arr.shape[1]
         flat = arr.reshape(n * h, *arr.shape[2:])
