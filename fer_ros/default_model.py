@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,10 @@ def convert(out_dir: Path | str, hdf5: Path | str | None = None) -> ModelCard:
     onnx_path = out_dir / "model.onnx"
     tmp_path = out_dir / "model.onnx.tmp"
     example = torch.from_numpy(check_inputs())
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # the max pools' padding is computed from H and W, fixed at 64x64 by the card: tracing them as constants
+        # is intended (only the batch is dynamic)
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         torch.onnx.export(model, (example,), str(tmp_path), opset_version=ONNX_OPSET, dynamo=False,
                           input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                           dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
