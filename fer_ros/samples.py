@@ -128,19 +128,31 @@ def _truth(p: Placement, m: np.ndarray) -> SampleFace:
 def compose(placements: Sequence[Placement], height: int = FRAME_HEIGHT, width: int = FRAME_WIDTH,
             base: np.ndarray | None = None) -> SampleFrame:
     """Paste one astronaut head per placement onto the background (or ``base``), later ones on top."""
-    frame = (background(height, width) if base is None else base).astype(np.float32)
+    frame = (background(height, width) if base is None else base).copy()
     head, alpha = _head()
     hx0, hy0 = ASTRONAUT_HEAD_BOX[:2]
+    hh, hw = head.shape[:2]
     faces = []
     for p in placements:
         m = _placement_matrix(p)
         m_head = m.copy()
         m_head[:, 2] += m[:, :2] @ np.array([hx0, hy0])  # the cut-out's pixel (0,0) is (hx0, hy0) in the original
-        warped = cv2.warpAffine(head, m_head, (width, height), flags=cv2.INTER_LINEAR)
-        a = cv2.warpAffine(alpha, m_head, (width, height), flags=cv2.INTER_LINEAR)[:, :, None]
-        frame = frame * (1.0 - a) + warped.astype(np.float32) * a
+        # blend only inside the pasted head's bounding rectangle
+        corners = np.array([[0, 0], [hw, 0], [hw, hh], [0, hh]], dtype=np.float64) @ m_head[:, :2].T + m_head[:, 2]
+        x0, y0 = np.floor(corners.min(axis=0)).astype(int) - 1
+        x1, y1 = np.ceil(corners.max(axis=0)).astype(int) + 1
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
         faces.append(_truth(p, m))
-    return SampleFrame(rgb=np.clip(frame + 0.5, 0, 255).astype(np.uint8), faces=faces)
+        if x1 <= x0 or y1 <= y0:
+            continue  # entirely outside the frame
+        m_roi = m_head.copy()
+        m_roi[:, 2] -= (x0, y0)
+        size = (int(x1 - x0), int(y1 - y0))
+        warped = cv2.warpAffine(head, m_roi, size, flags=cv2.INTER_LINEAR).astype(np.float32)
+        a = cv2.warpAffine(alpha, m_roi, size, flags=cv2.INTER_LINEAR)[:, :, None]
+        roi = frame[y0:y1, x0:x1].astype(np.float32)
+        frame[y0:y1, x0:x1] = np.clip(roi + (warped - roi) * a + 0.5, 0, 255).astype(np.uint8)
+    return SampleFrame(rgb=frame, faces=faces)
 
 
 def one_face(face_width: float = 120.0, angle_deg: float = 0.0, mirror: bool = False,
