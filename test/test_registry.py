@@ -1,0 +1,81 @@
+"""Model lookup by id and by path, and the search order of the model folders."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fer_ros.errors import ModelCardError
+from fer_ros.registry import (DEFAULT_MODEL, MODEL_PATH_ENV, SHARE_SUBDIR, list_models, resolve_model,
+                              search_dirs)
+
+SOURCE_MODELS = Path(__file__).resolve().parent.parent / "models"
+
+
+def _copy_default(parent: Path, new_id: str | None = None) -> Path:
+    """A copy of the default model under ``parent/<id>`` (card id changed when ``new_id`` is given)."""
+    src = SOURCE_MODELS / DEFAULT_MODEL
+    dst = parent / (new_id or DEFAULT_MODEL)
+    dst.mkdir(parents=True)
+    shutil.copy(src / "model.onnx", dst / "model.onnx")
+    data = yaml.safe_load((src / "model.yaml").read_text())
+    data["id"] = new_id or data["id"]
+    data["source"] = {"note": "copy for a registry test"}
+    (dst / "model.yaml").write_text(yaml.safe_dump(data))
+    return dst
+
+
+@pytest.fixture
+def clean_env(monkeypatch):
+    monkeypatch.delenv(MODEL_PATH_ENV, raising=False)
+    monkeypatch.setenv("AMENT_PREFIX_PATH", "")
+    return monkeypatch
+
+
+def test_default_id_resolves_to_the_source_tree(clean_env):
+    card = resolve_model()
+    assert card.id == DEFAULT_MODEL
+    assert card.directory.resolve() == (SOURCE_MODELS / DEFAULT_MODEL).resolve()
+    assert DEFAULT_MODEL in list_models()
+
+
+@pytest.mark.parametrize("form", ["folder", "yaml", "model file"])
+def test_paths_load_directly(clean_env, tmp_path, form):
+    d = _copy_default(tmp_path, "my_model")
+    arg = {"folder": d, "yaml": d / "model.yaml", "model file": d / "model.onnx"}[form]
+    card = resolve_model(str(arg))
+    assert card.id == "my_model" and card.directory == d
+
+
+def test_user_path_overrides_the_source_tree(clean_env, tmp_path):
+    override = _copy_default(tmp_path / "mine")
+    clean_env.setenv(MODEL_PATH_ENV, str(tmp_path / "mine"))
+    assert resolve_model(DEFAULT_MODEL).directory == override
+    assert search_dirs()[0] == tmp_path / "mine"
+    assert list_models()[DEFAULT_MODEL] == override / "model.yaml"
+
+
+def test_installed_share_folder_is_searched(clean_env, tmp_path):
+    prefix = tmp_path / "install" / "fer_ros"
+    _copy_default(prefix / SHARE_SUBDIR, "installed_only")
+    clean_env.setenv("AMENT_PREFIX_PATH", f"/nonexistent:{prefix}")
+    assert resolve_model("installed_only").directory == prefix / SHARE_SUBDIR / "installed_only"
+
+
+def test_unknown_id_lists_what_exists(clean_env):
+    with pytest.raises(ModelCardError, match=rf"no model 'rmn_affectnet' \(known: .*{DEFAULT_MODEL}"):
+        resolve_model("rmn_affectnet")
+
+
+def test_empty_name_is_an_error(clean_env):
+    with pytest.raises(ModelCardError, match="empty model name"):
+        resolve_model("  ")
+
+
+def test_a_folder_without_card_is_skipped_by_id(clean_env, tmp_path):
+    (tmp_path / "half" / "broken").mkdir(parents=True)
+    clean_env.setenv(MODEL_PATH_ENV, str(tmp_path / "half"))
+    with pytest.raises(ModelCardError, match="no model 'broken'"):
+        resolve_model("broken")
