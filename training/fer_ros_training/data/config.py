@@ -1,0 +1,69 @@
+"""The ``data:`` section of a training config: where the data is, in which layout, and how to treat bad input.
+
+Example::
+
+    data:
+      format: image_folders        # fer2013 | image_folders | clips
+      root: /data/rafdb            # folder (or the CSV file for fer2013)
+      split: {val: 0.1, test: 0.1} # seeded split when the data has none
+      label_map: {contempt: neutral}
+      on_bad_input: skip           # skip: count, report and go on | stop: stop at the first bad item
+      cache_dir: ~/.cache/fer_ros/faces   # aligned crops; null keeps nothing on disk
+      detector: {backend: auto, model: full, min_confidence: 0.5}
+      segments: 3                  # clips: K frames sampled per clip (FAN)
+      augment: {hflip: 0.5, rotation: 30, translate: 0.1, brightness: 0.2, contrast: 0.2}
+      synthetic: {per_class: 40, frames: 12, image_size: 96}   # optional: generate into root when it is missing
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from fer_ros.errors import ConfigError
+from fer_ros_training.data.bad_input import POLICIES
+from fer_ros_training.data.clips import DEFAULT_SEGMENTS
+from fer_ros_training.data.face_cache import DEFAULT_CACHE_DIR
+
+DATA_FORMATS = ("fer2013", "image_folders", "clips")
+
+
+@dataclass
+class DataConfig:
+    format: str = "image_folders"
+    root: str = ""
+    split: dict[str, float] = field(default_factory=lambda: {"val": 0.1, "test": 0.1})
+    label_map: dict[str, str] = field(default_factory=dict)
+    on_bad_input: str = "skip"
+    cache_dir: str | None = str(DEFAULT_CACHE_DIR)
+    detector: dict[str, Any] = field(default_factory=dict)
+    segments: int = DEFAULT_SEGMENTS
+    augment: dict[str, float] = field(default_factory=dict)
+    synthetic: dict[str, Any] | None = None
+    max_items: int = 0  # > 0: use only the first N items of each split (quick checks)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:
+        data = dict(data or {})
+        names = {f.name for f in fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ConfigError(f"data has unknown keys {sorted(unknown)}; known: {sorted(names)}")
+        cfg = cls(**data)
+        if cfg.format not in DATA_FORMATS:
+            raise ConfigError(f"data.format '{cfg.format}' is not one of {DATA_FORMATS}")
+        if not cfg.root:
+            raise ConfigError("data.root is empty: give the data folder (or the FER2013 CSV file)")
+        if cfg.on_bad_input not in POLICIES:
+            raise ConfigError(f"data.on_bad_input '{cfg.on_bad_input}' is not one of {POLICIES}")
+        if cfg.segments < 1:
+            raise ConfigError(f"data.segments must be >= 1, got {cfg.segments}")
+        return cfg
+
+    @property
+    def root_path(self) -> Path:
+        return Path(self.root).expanduser()
+
+    @property
+    def cache_path(self) -> Path | None:
+        return None if self.cache_dir in (None, "", "none", "null") else Path(self.cache_dir).expanduser()
