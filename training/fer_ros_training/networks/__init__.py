@@ -56,6 +56,12 @@ _SPECS = (
                 "48x48 gray CNN with CBAM + 68-landmark MLP + HOG MLP"),
     NetworkSpec("mini_xception", "mini_xception", "build_mini_xception", 64, 1,
                 description="FER2013 mini-Xception (the default model's architecture)"),
+    NetworkSpec("feratt", "feratt", "feratt", 224, 3, description="FERAtt-style attention net, ResNet-18 encoder"),
+    NetworkSpec("feratt_tiny", "feratt", "feratt_tiny", 64, 3, description="FERAtt with narrow ResNets, CPU tests"),
+    NetworkSpec("inception_resnet", "inception_resnet", "inception_resnet", 224, 3,
+                description="Inception-ResNet v1 (activation: relu | prelu)"),
+    NetworkSpec("inception_resnet_tiny", "inception_resnet", "inception_resnet_tiny", 64, 3,
+                description="Inception-ResNet v1 at 1/8 width, one block each, for CPU tests"),
 )
 NETWORK_SPECS: dict[str, NetworkSpec] = {s.name: s for s in _SPECS}
 NETWORKS: tuple[str, ...] = tuple(NETWORK_SPECS)
