@@ -114,7 +114,7 @@ def build_from_checkpoints(args: argparse.Namespace) -> tuple[Any, dict[str, Any
                                   f"{first.get(key)}, {path} has {other.get(key)}")
     if len(members) == 1:
         return members[0], first, loaded
-    from fer_ros_training.export.ensemble import ProbabilityEnsemble
+    from fer_ros_training.networks.ensemble import ProbabilityEnsemble
 
     first = dict(first, architecture="ensemble(" + ",".join(f["architecture"] for f in fields_list) + ")")
     return ProbabilityEnsemble(members), first, loaded

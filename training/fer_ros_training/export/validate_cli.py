@@ -1,0 +1,63 @@
+"""``fer-ros validate-engine``: an engine (or any backend's run of a model) against its ONNX on held-out faces.
+
+Example (on the robot, after ``fer-ros build-engine``)::
+
+    fer-ros validate-engine --engine models/rmn_fer2013/tensorrt/fp16.trt10.3.0.orin-sm87 --data ~/faces_test
+
+The reference is the ONNX the engine was built from (the TensorRT card's ``onnx_*`` files) run by ONNX Runtime on
+the CPU; ``--reference`` names another. Without ``--data`` the built-in public-domain faces are used (no accuracy,
+probability differences only). Exit 0 = pass, 1 = fail (NaN anywhere, probabilities or accuracy off), 2 = error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from fer_ros.errors import FerRosError
+from fer_ros_training.export.face_samples import FACE_MODES
+from fer_ros_training.export.validate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF
+
+DEFAULT_BUILTIN_FACES = 32  # faces used when the user gives no data: astronaut variants and LFW faces
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", required=True, help="the model to check: TensorRT card folder (or any card)")
+    parser.add_argument("--backend", choices=("tensorrt", "onnxruntime", "torch"), default="tensorrt",
+                        help="backend that runs --engine (default tensorrt)")
+    parser.add_argument("--reference", default=None, help="reference ONNX model (default: the engine's onnx_*)")
+    parser.add_argument("--data", default=None, help="held-out images, ROOT/<label>/* (split.csv: the test split)")
+    parser.add_argument("--faces", choices=FACE_MODES, default="detect",
+                        help="--data holds full frames (detect) or face crops (crops)")
+    parser.add_argument("--split", default="test", help="split of ROOT/split.csv to use (default test)")
+    parser.add_argument("--limit", type=int, default=None, help="at most this many images")
+    parser.add_argument("--max-prob-diff", type=float, default=DEFAULT_MAX_PROB_DIFF)
+    parser.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP)
+
+
+def run(args: argparse.Namespace) -> int:
+    from fer_ros.inference import create_backend
+    from fer_ros.registry import resolve_model
+    from fer_ros_training.export.face_samples import load_faces
+    from fer_ros_training.export.validate import compare, reference_card
+
+    try:
+        card = resolve_model(args.engine)
+        ref_card = resolve_model(args.reference) if args.reference else reference_card(card)
+        if ref_card.labels != card.labels or ref_card.input != card.input:
+            print(f"fer-ros validate-engine: {args.engine} and its reference disagree on labels or input",
+                  file=sys.stderr)
+            return 2
+        faces = load_faces(card, args.data, mode=args.faces, limit=args.limit, split=args.split,
+                           builtin_count=DEFAULT_BUILTIN_FACES)
+        print(f"held-out faces: {faces.report()}")
+        reference = create_backend(ref_card, "onnxruntime", device="cpu")
+        candidate = create_backend(card, args.backend)
+        print(f"reference: {reference.name}; candidate: {candidate.name}")
+        report = compare(reference, candidate, faces.inputs, faces.labels, args.max_prob_diff,
+                         args.max_accuracy_drop)
+    except FerRosError as exc:
+        print(f"fer-ros validate-engine: {exc}", file=sys.stderr)
+        return 2
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
