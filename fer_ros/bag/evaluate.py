@@ -116,22 +116,17 @@ def create_pipeline(params: dict[str, Any], smoothing_override: float | None = N
     return EmotionPipeline(PipelineConfig.from_flat(flat))
 
 
-def run_offline(options: EvalOptions, pipeline: Any | None = None) -> EvalRun:
-    """Process the bag; writes ``OUT/emotions`` and returns the run for the report. ``pipeline``: reuse one (tests,
-    benchmarks); it must have been built with smoothing off (:func:`create_pipeline` with override 0)."""
+def run_offline(options: EvalOptions) -> EvalRun:
+    """Process the bag with a fresh pipeline built from the node's parameters; writes ``OUT/emotions`` and returns
+    the run for the report. (A fresh pipeline each time: mediapipe's face-mesh tracking state survives
+    ``EmotionPipeline.reset()``, so a reused one would not reproduce the node exactly.)"""
     params, unknown = read_node_params(options.params_file)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
-    own_pipeline = pipeline is None
     with open_bag(options.bag) as source:
         image_conns = source.image_connections(options.topic)
-        if pipeline is None:
-            pipeline = create_pipeline(params, smoothing_override=0.0)
-        try:
+        with create_pipeline(params, smoothing_override=0.0) as pipeline:
             return _run(options, source, image_conns, pipeline, params, unknown, t_start)
-        finally:
-            if own_pipeline:
-                pipeline.close()
 
 
 def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, params: dict[str, Any],

@@ -208,7 +208,7 @@ def write_figures(report: dict[str, Any], run: EvalRun, out_dir: Path) -> list[s
     stages = {k: v for k, v in stages.items() if v}
     if stages:
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.boxplot(list(stages.values()), vert=False)
+        ax.boxplot(list(stages.values()), orientation="horizontal")
         ax.set_yticks(range(1, len(stages) + 1), list(stages))
         ax.set_xlabel("ms")
         ax.set_title("latency per stage")
