@@ -287,6 +287,12 @@ def test_bad_rows_of_a_label_file_are_counted_not_dropped(tmp_path: Path) -> Non
     records, problems = read_label_file(path)
     assert records == [good] and len(problems) == 3
     assert "line 3" in problems[0] and "no label" in problems[1] and "not 0 or 1" in problems[2]
+    paths = OutputPaths.for_source(tmp_path / "rec", tmp_path)
+    paths.tsv.write_text(text)
+    st = AnnotationStore.open(tmp_path / "rec")
+    assert st.records == [good] and len(st.problems) == 3
+    st.add(ClipRecord(st.next_clip_id(), "sad", 3.0, 4.0, 3.5))  # the rewrite keeps the unreadable rows in a copy
+    assert st.backup is not None and st.backup.read_text() == text and len(read_label_file(paths.tsv)[0]) == 2
     csv_path = tmp_path / "labels.csv"
     csv_path.write_text("start,end,label\n1.0,2.0,Angry\n")
     (r,), _ = read_label_file(csv_path)

@@ -77,6 +77,7 @@ def _annotate(window: AnnotationWindow, source: FrameSource, out_dir: Path | Non
     spans = clip_spans(source, store)
     readable = [f.image for f in map(source.read, range(min(len(source), 5))) if f.image is not None]
     frame_size = readable[0].shape[:2] if readable else None  # unreadable frames get a message area this size
+    store.save_state(session.state())  # the state file always describes what the window shows
     while True:
         frame = source.read(session.index)
         prediction = track.at(frame.stamp, 0.5 * source.frame_period) if track is not None else None

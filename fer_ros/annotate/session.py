@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fer_ros.annotate.store import FLAG_NAMES, ClipRecord
+from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS
 
 JUMP_FRAMES = 10  # J / L step: a third of a second at 30 Hz, quick to reach an onset without skipping it
@@ -54,7 +55,8 @@ class AnnotationSession:
 
     def __init__(self, stamps: Sequence[float], labels: Sequence[str] = FER2013_LABELS, index: int = 0) -> None:
         if not 0 < len(labels) <= MAX_LABEL_KEYS:
-            raise ValueError(f"1..{MAX_LABEL_KEYS} labels can be chosen with number keys, got {len(labels)}")
+            raise ConfigError(f"1..{MAX_LABEL_KEYS} labels can be chosen with number keys, got {len(labels)}: "
+                              f"give at most {MAX_LABEL_KEYS} names with --labels")
         self.stamps = [float(s) for s in stamps]
         self.labels = tuple(str(label).lower() for label in labels)
         self.index = 0
@@ -157,7 +159,7 @@ class AnnotationSession:
     def state(self) -> dict[str, Any]:
         """Everything needed to come back to this exact point (JSON-serialisable)."""
         return {"index": self.index, "frame_count": self.frame_count, "label": self.label,
-                "marks": [[m.index, m.stamp] for m in self.marks], "flags": dict(self.flags)}
+                "marks": [[m.index, m.stamp] for m in self.marks], "flags": dict(self.flags), "message": self.message}
 
     def restore(self, state: dict[str, Any]) -> list[str]:
         """Take back a saved ``state()``; returns what could not be restored (e.g. marks outside this recording)."""
@@ -166,6 +168,7 @@ class AnnotationSession:
             problems.append(f"the saved state was for {state.get('frame_count')} frames, the source has "
                             f"{self.frame_count}: position kept, marks checked against the stamps")
         self.go_to(int(state.get("index", 0)))
+        self.message = str(state.get("message", ""))
         label = state.get("label")
         self.label = label if label in self.labels else None
         if label is not None and self.label is None:

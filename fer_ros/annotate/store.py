@@ -21,6 +21,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +186,7 @@ class AnnotationStore:
     clip_prefix: str
     records: list[ClipRecord] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # rows of an existing record file that could not be read
+    backup: Path | None = None  # copy of a record file with unreadable rows, made before rewriting it
 
     @classmethod
     def open(cls, source: Path, out_dir: Path | None = None) -> AnnotationStore:
@@ -205,6 +207,10 @@ class AnnotationStore:
         self.write()
 
     def write(self) -> None:
+        if self.problems and self.backup is None and self.paths.tsv.is_file():
+            # the file has rows this store could not read: keep it whole before the first rewrite drops them
+            self.backup = self.paths.tsv.with_name(f"{self.paths.tsv.name}.{time.strftime('%Y%m%d-%H%M%S')}.bak")
+            shutil.copy2(self.paths.tsv, self.backup)
         atomic_write_text(self.paths.tsv, records_to_tsv(self.records))
         atomic_write_text(self.paths.csv, records_to_interval_csv(self.records))
 
