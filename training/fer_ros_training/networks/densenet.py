@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fer_ros_training.networks.backbone import Backbone
+
 # DenseNet-121: dense layers per block, growth rate (channels each layer adds), bottleneck factor, stem width.
 DENSENET121_BLOCKS = (6, 12, 24, 16)
 DENSENET121_GROWTH = 32
@@ -66,8 +68,10 @@ class Transition(nn.Sequential):
         self.add_module("pool", nn.AvgPool2d(2, 2))
 
 
-class DenseNet(nn.Module):
+class DenseNet(Backbone):
     """DenseNet-BC; ``forward_features`` returns the pooled (N, num_features) vector."""
+
+    head_name = "classifier"
 
     def __init__(self, num_classes: int = 7, in_channels: int = 3, growth_rate: int = DENSENET121_GROWTH,
                  block_config: Sequence[int] = DENSENET121_BLOCKS, num_init_features: int = DENSENET121_STEM,
@@ -101,17 +105,6 @@ class DenseNet(nn.Module):
         x = F.relu(self.features(x))
         return torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(features)
-
-    def head_modules(self) -> list[nn.Module]:
-        return [self.classifier]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.classifier = nn.Linear(self.num_features, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def densenet_state_dict_to_ours(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

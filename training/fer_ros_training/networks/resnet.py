@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from fer_ros.errors import ConfigError, ModelLoadError
+from fer_ros_training.networks.backbone import Backbone
 
 # Block counts per stage of the two depths the seeds use (He et al. 2016, table 1).
 RESNET_LAYERS: dict[str, tuple[int, int, int, int]] = {"resnet18": (2, 2, 2, 2), "resnet34": (3, 4, 6, 3)}
@@ -70,7 +71,7 @@ def init_conv_bn(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-class ResNet(nn.Module):
+class ResNet(Backbone):
     """Stem (7x7/2 conv, 3x3/2 max-pool), four stages of basic blocks, global average pool, linear classifier.
 
     ``forward_features`` returns the pooled ``num_features``-d vector (FAN's frame embedding, the transfer head's
@@ -108,18 +109,6 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return torch.flatten(self.avgpool(x), 1)
 
-    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
-        return self.fc(features)
-
-    def head_modules(self) -> list[nn.Module]:
-        """Modules trained in the frozen-feature-extractor transfer mode."""
-        return [self.fc]
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.fc = nn.Linear(self.num_features, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def resnet(name: str = "resnet18", num_classes: int = 7, in_channels: int = 3,

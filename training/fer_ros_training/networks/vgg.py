@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from fer_ros.errors import ConfigError
+from fer_ros_training.networks.backbone import Backbone
 
 # Conv widths per layer, "M" = 2x2 max-pool (configurations D and E of the paper).
 VGG_CONFIGS: dict[str, tuple[int | str, ...]] = {
@@ -34,7 +35,7 @@ VGG_HIDDEN = 4096
 VGG_POOL = 7
 
 
-class VGG(nn.Module):
+class VGG(Backbone):
     """VGG conv stack + 7x7 adaptive pool + 3-layer MLP classifier; ``forward_features`` stops before the last FC."""
 
     def __init__(self, config: Sequence[int | str], num_classes: int = 7, in_channels: int = 3,
@@ -83,8 +84,6 @@ class VGG(nn.Module):
     def reset_classifier(self, num_classes: int) -> None:
         self.classifier[-1] = nn.Linear(self.num_features, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
 
 
 def vgg(name: str = "vgg16", num_classes: int = 7, **kwargs) -> VGG:
