@@ -103,6 +103,11 @@ def build_from_checkpoints(args: argparse.Namespace) -> tuple[Any, dict[str, Any
         if args.window and fields["architecture"].startswith("fan"):
             kwargs["window"] = args.window
         net = build_network(fields["architecture"], num_classes=len(fields.get("labels") or range(7)), **kwargs)
+        from fer_ros_training.networks import network_spec
+
+        if network_spec(fields["architecture"]).kind == "multimodal":
+            raise ConfigError(f"{fields['architecture']} takes landmarks and HOG besides the image, which the node "
+                              f"does not compute: export it from Python with export_model(..., extra_inputs=...)")
         members.append(load_weights(net, ckpt.state_dict, path))
         fields_list.append(fields)
         loaded.append(ckpt)

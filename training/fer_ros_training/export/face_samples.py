@@ -11,7 +11,7 @@ Two sources:
 - ``faces_from_folder``: the user's images, ``ROOT/<label>/*.png|jpg`` (formats.md), either full frames (faces are
   detected as the node would) or face crops (the whole image is the face box). An optional ``ROOT/split.csv``
   (``path,split``) selects the held-out part. Unreadable images, images without a face and folders whose name is not
-  a card label are counted in ``FaceSet.skipped``, never dropped silently.
+  a card label (or a usual synonym: anger, joy, ...) are counted in ``FaceSet.skipped``, never dropped silently.
 """
 from __future__ import annotations
 
@@ -168,7 +168,10 @@ def faces_from_folder(root: Path | str, card: ModelCard, mode: str = "detect", l
         files = [files[i] for i in sorted(rng.choice(len(files), size=limit, replace=False))]
     from skimage import io
 
+    from fer_ros_training.data.items import LABEL_SYNONYMS  # the public data sets' names (anger, joy, ...)
+
     label_index = {name.lower(): i for i, name in enumerate(card.labels)}
+    label_index.update({alias: label_index[name] for alias, name in LABEL_SYNONYMS.items() if name in label_index})
     detector = None
     if mode == "detect":
         from fer_ros.faces.detector import DetectorConfig, create_detector

@@ -7,10 +7,13 @@ memory pools), and its ``Calibrator`` moves calibration batches to the GPU witho
 TensorRT call (profiles, builder settings, calibration data, file names) is plain Python and tested here; the call
 itself needs ``tensorrt`` and a GPU and raises ``BackendUnavailableError`` without them.
 
-What a build produces, per ONNX graph of the card (``model``, or FAN's ``embedder`` and ``aggregator``):
-``<model-id>[.<role>].<precision>[.dla<N>].trt<version>.<gpu-slug>.engine`` beside the ONNX, and the sidecar written
-by ``fer_ros.inference.engine_meta`` (model, role, precision, TensorRT version, GPU, the ONNX's hash, batch range),
-so the node refuses an engine built for another model, TensorRT or GPU with a message instead of crashing.
+What a build produces, per ONNX graph of the card (``model``, or FAN's ``embedder`` and ``aggregator``), in
+``<model folder>/tensorrt/<precision>[.dla<N>].trt<version>.<gpu>-sm<cc>/``: the engine, named
+``<model-id>[.<role>].<precision>[.dla<N>].trt<version>.<gpu>-sm<cc>.engine`` (``engine_meta.engine_filename``), its
+sidecar ``<engine>.json`` (``engine_meta.write_engine_meta``: model, role, precision, TensorRT version, GPU, the
+ONNX's hash, the batch profile), and a TensorRT ``model.yaml`` listing the engines under the card's roles and their
+ONNX under ``onnx_<role>`` (the backend's fallback). The node's TensorRT backend checks the sidecar and refuses an
+engine built for another model, ONNX, TensorRT or GPU with a message instead of crashing.
 
 Precisions: ``fp32``; ``fp16`` (the robot default); ``int8`` with a calibration set drawn from the user's images
 through the core's preprocessing (``calibration.py``). TensorRT 11 removed the FP16/INT8 builder flags (strongly
