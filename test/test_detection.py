@@ -14,7 +14,7 @@ from fer_ros import samples
 from fer_ros.datatypes import Detection
 from fer_ros.errors import ConfigError, DetectorUnavailableError, InvalidFrameError
 from fer_ros.faces.detector import DetectorConfig, box_iou, create_detector, select_detections, DetectorStats
-from fer_ros.faces.landmarks import MeshLandmarker, create_landmarker
+from fer_ros.faces.landmarks import MESH_IDLE_RESET_CALLS, MeshLandmarker, create_landmarker
 from fer_ros.faces.mediapipe_detector import MOUTH_CORNER_RAISE, MOUTH_WIDTH_PER_EYE_DISTANCE, \
     keypoints_to_landmarks
 from fer_ros.frames import to_rgb
@@ -283,3 +283,40 @@ def test_detect_rejects_non_rgb_and_closed_detector():
     det.close()
     with pytest.raises(RuntimeError, match="closed"):
         det.detect(samples.no_face().rgb)
+
+
+@pytest.mark.parametrize("last", [samples.Placement(470, 300, 170, 15), samples.Placement(220, 225, 100, -20)])
+def test_mesh_graphs_per_face_count_never_return_another_face(short, last):
+    """The mesh keeps one tracking graph per face count; a graph last used frames ago still remembers the old face.
+    Whatever it remembers, a detection only ever receives mesh landmarks of its own face."""
+    at_left = samples.one_face(face_width=130, cx=180, cy=200)
+    two = samples.compose([samples.Placement(200, 210, 130), samples.Placement(470, 260, 130)])
+    moved = samples.compose([last])
+    with MeshLandmarker(max_faces=4, static=False) as mesh:
+        # the two-face graph runs long enough (more than MESH_IDLE_RESET_CALLS frames) for the one-face graph's
+        # memory to count as stale; the moved face overlaps the old place but has another size and roll
+        for k, sample in enumerate([at_left] * 3 + [two] * (MESH_IDLE_RESET_CALLS + 2) + [moved] * 3):
+            dets = short.detect(sample.rgb)
+            assert len(dets) == len(sample.faces)
+            for d_in, d_out, (_, truth, _) in zip(dets, mesh.refine(sample.rgb, dets), match(dets, sample.faces)):
+                if d_out is not d_in:  # refined (else: the detector's landmarks, counted as unmatched)
+                    assert landmark_error(d_out, truth) < 0.15, f"frame {k}: mesh landmarks of another face"
+        assert sorted(mesh._graphs) == [1, 2]  # one graph per face count seen
+        assert landmark_error(mesh.refine(moved.rgb, short.detect(moved.rgb))[0], moved.faces[0]) < 0.1
+        assert mesh.stats.refined >= 12 and mesh.stats.resets == 1
+
+
+def test_mesh_following_a_face_the_detector_dropped_moves_to_a_bigger_graph(short):
+    """Two people, the detector keeps one (say max_faces=1, the other is smaller): the one-face graph may follow the
+    other person; its landmarks must not be used, and the mesh must then take a graph that sees both."""
+    left_only = samples.one_face(face_width=150, cx=170)
+    both = samples.compose([samples.Placement(170, 240, 150), samples.Placement(480, 240, 110)])
+    with MeshLandmarker(max_faces=1, static=False) as mesh:
+        for _ in range(3):
+            mesh.refine(left_only.rgb, short.detect(left_only.rgb))  # the 1-face graph now tracks the left face
+        right = [d for d in short.detect(both.rgb) if d.center[0] > 320]
+        assert len(right) == 1
+        first = mesh.refine(both.rgb, right)[0]
+        assert first is right[0] and mesh.stats.unmatched == 1 and mesh.stats.escalations == 1
+        second = mesh.refine(both.rgb, right)[0]
+        assert second is not right[0] and landmark_error(second, both.faces[1]) < 0.1
