@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from fer_ros import samples  # noqa: E402
 from fer_ros.datatypes import Detection  # noqa: E402
 from fer_ros.faces.align import align_batch  # noqa: E402
+from fer_ros.model_card import FER2013_LABELS  # noqa: E402
 from fer_ros.pipeline import EmotionPipeline  # noqa: E402
 
 TARGET_ONE_FACE_FPS = 100.0  # issue 3: one face on a 2-core CPU
@@ -134,39 +135,21 @@ def bench_fan(arch: str, repeats: int) -> float | None:
     except ImportError as exc:
         print(f"\n[3] FAN streaming: skipped ({exc}; needs torch and the training package)")
         return None
-    import yaml
-
     from fer_ros.inference import create_backend
-    from fer_ros.model_card import load_card
+    from fer_ros.model_card import card_from_dict, load_card
     from fer_ros.temporal import TemporalStage
+    from fer_ros_training.export.onnx_export import export_model
 
     torch.manual_seed(0)
     net = build_network(arch, num_classes=7).eval()
     window, side = net.window, 224 if arch == "fan" else 64
     folder = Path(tempfile.mkdtemp(prefix="fer_ros_fan_bench_"))
-
-    class FloatMask(torch.nn.Module):
-        def __init__(self, agg):
-            super().__init__()
-            self.agg = agg
-
-        def forward(self, e, m):
-            return self.agg(e, m > 0.5)
-
-    x = torch.randn(1, 3, side, side)
-    with torch.no_grad():
-        emb = net.embedder(x)
-        torch.onnx.export(net.embedder, (x,), str(folder / "embedder.onnx"), opset_version=17, dynamo=False,
-                          input_names=["input"], output_names=["embedding"], dynamic_axes={"input": {0: "n"}})
-        e = emb[:, None].repeat(1, 2, 1)
-        torch.onnx.export(FloatMask(net.aggregator).eval(), (e, torch.ones(1, 2)), str(folder / "aggregator.onnx"),
-                          opset_version=17, dynamo=False, input_names=["embeddings", "mask"], output_names=["logits"],
-                          dynamic_axes={"embeddings": {0: "n", 1: "t"}, "mask": {0: "n", 1: "t"}})
-    card = {"id": f"{arch}_bench", "architecture": arch, "files": {"embedder": "embedder.onnx",
-                                                                   "aggregator": "aggregator.onnx"},
-            "input": {"height": side, "width": side, "color": "rgb"}, "output": "logits",
-            "labels": list(pipeline_labels()), "temporal": {"window": window, "embedding_dim": int(emb.shape[1])}}
-    (folder / "model.yaml").write_text(yaml.safe_dump(card))
+    card = card_from_dict({"id": f"{arch}_bench", "architecture": arch,
+                           "files": {"embedder": "embedder.onnx", "aggregator": "aggregator.onnx"},
+                           "input": {"height": side, "width": side, "color": "rgb"}, "labels": list(FER2013_LABELS),
+                           "temporal": {"window": window}}, folder)
+    faces = np.random.default_rng(0).normal(size=(window, 3, side, side)).astype(np.float32)
+    export_model(net, card, folder, faces, output="logits")
     backend = create_backend(load_card(folder), "onnxruntime")
     face = np.random.default_rng(0).normal(size=(1, 3, side, side)).astype(np.float32)
     stage = TemporalStage(backend)
@@ -186,12 +169,6 @@ def bench_fan(arch: str, repeats: int) -> float | None:
     print(f"\n[3] FAN {arch} ({side}x{side}, window {window}, {backend.name}): streaming {s:.2f} ms per face-frame, "
           f"recomputing the window {r:.2f} ms -> streaming is {r / s:.1f}x faster")
     return r / s
-
-
-def pipeline_labels() -> tuple[str, ...]:
-    from fer_ros.model_card import FER2013_LABELS
-
-    return FER2013_LABELS
 
 
 def _iou(a, b) -> float:

@@ -27,7 +27,7 @@ from fer_ros.faces.landmarks import create_landmarker
 from fer_ros.frames import to_rgb
 from fer_ros.inference import BACKENDS, create_backend
 from fer_ros.registry import DEFAULT_MODEL, resolve_model
-from fer_ros.temporal import MAX_SMOOTHING, TemporalStage
+from fer_ros.temporal import MAX_SMOOTHING, EmaSmoother, TemporalStage
 from fer_ros.tracking import FaceTracker, TrackerConfig
 
 LOG = logging.getLogger("fer_ros.pipeline")
@@ -185,8 +185,7 @@ class EmotionPipeline:
 
     def set_smoothing(self, factor: float) -> None:
         """Change the EMA factor at run time (node parameter ``smoothing``); existing per-track state is kept."""
-        stage = TemporalStage(self.backend, factor, self.config.fan_window)  # validates
-        self.temporal.smoother.factor = stage.smoother.factor
+        self.temporal.smoother.factor = EmaSmoother(factor).factor  # validates the range
         if factor == 0.0:
             self.temporal.smoother.reset()
         self.config.smoothing = float(factor)

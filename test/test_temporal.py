@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from fer_ros.datatypes import Detection
 from fer_ros.errors import ConfigError
@@ -93,43 +92,26 @@ def test_ring_buffer_order_mask_and_drop():
 
 
 # --- FAN streaming vs recomputing --------------------------------------------------------------------------------
-class _FloatMaskAggregator(torch.nn.Module):
-    def __init__(self, aggregator):
-        super().__init__()
-        self.aggregator = aggregator
-
-    def forward(self, embeddings, mask):
-        return self.aggregator(embeddings, mask > 0.5)
-
-
 @pytest.fixture(scope="module")
 def fan(tmp_path_factory):
-    """(torch FanNetwork, its ONNX card folder): embedder + aggregator graphs with dynamic N and T."""
+    """(torch FanNetwork, its ONNX folder): exported by the training package's exporter as two graphs (embedder;
+    aggregator over embeddings + float mask, dynamic N and T), as `fer-ros export` does."""
+    from fer_ros.model_card import card_from_dict
+    from fer_ros_training.export.onnx_export import export_model
     from fer_ros_training.networks import build_network
 
     torch.manual_seed(3)
     net = build_network("fan_tiny", num_classes=7, window=WINDOW).eval()
     d: Path = tmp_path_factory.mktemp("fan_tiny")
-    x = torch.randn(2, 3, SIDE, SIDE)
-    with torch.no_grad():
-        emb = net.embedder(x)
-        torch.onnx.export(net.embedder, (x,), str(d / "embedder.onnx"), opset_version=17, dynamo=False,
-                          input_names=["input"], output_names=["embedding"],
-                          dynamic_axes={"input": {0: "batch"}, "embedding": {0: "batch"}})
-        e3 = emb[:, None].repeat(1, 3, 1)
-        torch.onnx.export(_FloatMaskAggregator(net.aggregator).eval(), (e3, torch.ones(2, 3)), str(d / "aggregator.onnx"),
-                          opset_version=17, dynamo=False, input_names=["embeddings", "mask"],
-                          output_names=["logits"],
-                          dynamic_axes={"embeddings": {0: "batch", 1: "frames"}, "mask": {0: "batch", 1: "frames"},
-                                        "logits": {0: "batch"}})
-    card = {"id": "fan_tiny_test", "architecture": "fan_tiny", "format": "onnx",
-            "files": {"embedder": "embedder.onnx", "aggregator": "aggregator.onnx"},
-            "input": {"height": SIDE, "width": SIDE, "color": "rgb", "mean": [0.5, 0.5, 0.5], "std": [0.25] * 3},
-            "crop": {"scale": 1.25}, "output": "logits", "labels": ["angry", "disgust", "fear", "happy", "sad",
-                                                                      "surprise", "neutral"],
-            "temporal": {"window": WINDOW, "embedding_dim": int(emb.shape[1])}}
-    (d / "model.yaml").write_text(yaml.safe_dump(card))
-    net.eval()  # the export restores each module's mode: keep the reference's dropout off
+    card = card_from_dict({"id": "fan_tiny_test", "architecture": "fan_tiny", "format": "onnx",
+                           "files": {"embedder": "embedder.onnx", "aggregator": "aggregator.onnx"},
+                           "input": {"height": SIDE, "width": SIDE, "color": "rgb", "mean": [0.5] * 3,
+                                     "std": [0.25] * 3},
+                           "crop": {"scale": 1.25}, "labels": ["angry", "disgust", "fear", "happy", "sad",
+                                                               "surprise", "neutral"],
+                           "temporal": {"window": WINDOW}}, d)
+    export_model(net, card, d, _clip_frames()[:, 0], output="logits")
+    net.eval()  # export switches modes back and forth: keep the reference's dropout off
     assert not any(m.training for m in net.modules())
     return net, d
 
