@@ -60,3 +60,24 @@ def resolve_model(name: str | os.PathLike = DEFAULT_MODEL) -> ModelCard:
     where = ", ".join(str(d) for d in search_dirs()) or "no model folder exists"
     raise ModelCardError(f"no model '{text}' (known: {known}; searched {where}). Put a folder with a model.yaml "
                          f"there, add its parent to ${MODEL_PATH_ENV}, or pass a path")
+
+
+ENGINE_SUFFIXES = (".engine", ".plan")  # serialized TensorRT engines, as `fer-ros build-engine` names them
+
+
+def find_engines() -> list[tuple[Path, str]]:
+    """Every TensorRT engine in the model folders, with what its sidecar says it was built for (for `fer-ros doctor`)."""
+    from fer_ros.errors import EngineMismatchError
+    from fer_ros.inference.engine_meta import read_engine_meta
+
+    out: list[tuple[Path, str]] = []
+    for d in search_dirs():
+        for engine in sorted(p for p in d.glob("*/*") if p.suffix in ENGINE_SUFFIXES):
+            try:
+                m = read_engine_meta(engine)
+                text = (f"{m.model_id} {m.role}, {m.precision}, TensorRT {m.tensorrt_version}, {m.gpu_name} "
+                        f"(sm {m.compute_capability})")
+            except EngineMismatchError as exc:
+                text = f"unusable: {exc}"
+            out.append((engine, text))
+    return out

@@ -79,3 +79,19 @@ def test_a_folder_without_card_is_skipped_by_id(clean_env, tmp_path):
     clean_env.setenv(MODEL_PATH_ENV, str(tmp_path / "half"))
     with pytest.raises(ModelCardError, match="no model 'broken'"):
         resolve_model("broken")
+
+
+def test_find_engines_reports_sidecars(clean_env, tmp_path):
+    from fer_ros.inference.engine_meta import GpuInfo, write_engine_meta
+    from fer_ros.registry import find_engines
+
+    d = _copy_default(tmp_path / "mine", "with_engines")
+    (d / "good.engine").write_bytes(b"x")
+    write_engine_meta(d / "good.engine", model_id="with_engines", precision="fp16", onnx_path=d / "model.onnx",
+                      input_shapes={"input": {"min": [1, 1, 64, 64], "opt": [4, 1, 64, 64], "max": [8, 1, 64, 64]}},
+                      tensorrt_version="10.3.0", gpu=GpuInfo("Orin", "8.7"))
+    (d / "stale.engine").write_bytes(b"x")
+    clean_env.setenv(MODEL_PATH_ENV, str(tmp_path / "mine"))
+    found = {p.name: text for p, text in find_engines()}
+    assert found["good.engine"] == "with_engines model, fp16, TensorRT 10.3.0, Orin (sm 8.7)"
+    assert found["stale.engine"].startswith("unusable: engine") and "no sidecar" in found["stale.engine"]
