@@ -53,24 +53,24 @@ def validate_frame(frame: object, color: str) -> np.ndarray:
     return frame
 
 
+_TO_RGB = {"bgr": cv2.COLOR_BGR2RGB, "gray": cv2.COLOR_GRAY2RGB}  # OpenCV codes per source colour
+_TO_GRAY = {"rgb": cv2.COLOR_RGB2GRAY, "bgr": cv2.COLOR_BGR2GRAY}
+
+
+def _convert(frame: np.ndarray, color: str, target: str, codes: dict[str, int]) -> np.ndarray:
+    c = check_color(color)
+    frame = np.ascontiguousarray(validate_frame(frame, c))
+    return frame if c == target else cv2.cvtColor(frame, codes[c])
+
+
 def to_rgb(frame: np.ndarray, color: str) -> np.ndarray:
     """The frame as a C-contiguous HxWx3 uint8 RGB array; no copy when it already is one (after validation)."""
-    c = check_color(color)
-    frame = validate_frame(frame, c)
-    if c == "rgb":
-        return np.ascontiguousarray(frame)
-    code = cv2.COLOR_BGR2RGB if c == "bgr" else cv2.COLOR_GRAY2RGB
-    return cv2.cvtColor(np.ascontiguousarray(frame), code)
+    return _convert(frame, color, "rgb", _TO_RGB)
 
 
 def to_gray(frame: np.ndarray, color: str) -> np.ndarray:
     """The frame as a C-contiguous HxW uint8 gray array (ITU-R 601 weights, as OpenCV), no copy when already gray."""
-    c = check_color(color)
-    frame = validate_frame(frame, c)
-    if c == "gray":
-        return np.ascontiguousarray(frame)
-    code = cv2.COLOR_RGB2GRAY if c == "rgb" else cv2.COLOR_BGR2GRAY
-    return cv2.cvtColor(np.ascontiguousarray(frame), code)
+    return _convert(frame, color, "gray", _TO_GRAY)
 
 
 def read_only(frame: np.ndarray) -> np.ndarray:

@@ -20,7 +20,6 @@ A stamp earlier than the previous one (a bag played again, a clock reset) resets
 """
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import Sequence

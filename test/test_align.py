@@ -35,6 +35,13 @@ def similarity(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
 
 
+def centroid(img: np.ndarray) -> np.ndarray:
+    """Brightness-weighted centre (x, y) of an image, in continuous coordinates."""
+    c = img.astype(np.float64)
+    ys, xs = np.indices(c.shape)
+    return np.array([(xs * c).sum(), (ys * c).sum()]) / c.sum() + 0.5
+
+
 def test_transform_maps_the_box_onto_the_crop():
     m = face_transform((100, 50, 200, 150), None, 64, 64, scale=1.0, rotate=True)
     corners = transform_points(m, np.array([[100, 50], [200, 150], [150, 100]]))
@@ -98,18 +105,12 @@ def test_large_face_is_antialiased_and_keeps_its_geometry():
     img = np.zeros((480, 640), np.uint8)
     img[200:240, 300:340] = 255  # centre (320, 220) in continuous coordinates
     box = (100, 60, 500, 460)
-    m = face_transform(box, None, 50, 50, 1.0)
-    c = crop_face(img, box, None, 50, 50).astype(np.float64)
-    ys, xs = np.indices(c.shape)
-    centroid = np.array([(xs * c).sum(), (ys * c).sum()]) / c.sum() + 0.5
-    np.testing.assert_allclose(centroid, transform_points(m, np.array([[320.0, 220.0]]))[0], atol=0.25)
+    expected = transform_points(face_transform(box, None, 50, 50, 1.0), np.array([[320.0, 220.0]]))[0]
+    np.testing.assert_allclose(centroid(crop_face(img, box, None, 50, 50)), expected, atol=0.25)
     # and the same holds on the plain bilinear path (mild downscale)
     box = (250, 170, 390, 270)
-    m = face_transform(box, None, 100, 100, 1.0)
-    c = crop_face(img, box, None, 100, 100).astype(np.float64)
-    ys, xs = np.indices(c.shape)
-    centroid = np.array([(xs * c).sum(), (ys * c).sum()]) / c.sum() + 0.5
-    np.testing.assert_allclose(centroid, transform_points(m, np.array([[320.0, 220.0]]))[0], atol=0.1)
+    expected = transform_points(face_transform(box, None, 100, 100, 1.0), np.array([[320.0, 220.0]]))[0]
+    np.testing.assert_allclose(centroid(crop_face(img, box, None, 100, 100)), expected, atol=0.1)
 
 
 def test_face_at_the_frame_edge_gives_a_full_crop_without_black():

@@ -167,7 +167,7 @@ def normalize(crops_uint8: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 
 def align_crops(image: np.ndarray, color: str, detections: Sequence[Detection], card: ModelCard) -> np.ndarray:
-    """The aligned uint8 crops ``(N, H, W, C)`` of every detection, in the card's colour (for debugging and datasets)."""
+    """The aligned uint8 crops ``(N, H, W, C)`` of every detection in the card's colour (debug images, data sets)."""
     color = check_color(color)
     img = np.asarray(image)
     if color == "gray" and img.ndim == 3 and img.shape[2] == 1:

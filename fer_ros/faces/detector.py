@@ -18,7 +18,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from fer_ros.datatypes import Detection
-from fer_ros.errors import ConfigError, DetectorUnavailableError
+from fer_ros.errors import ConfigError, DetectorUnavailableError, InvalidFrameError
 
 DETECTOR_BACKENDS = ("auto", "mediapipe", "opencv")
 DETECTOR_MODELS = ("short", "full")  # mediapipe model_selection 0 (faces within ~2 m) and 1 (up to ~5 m)
@@ -84,6 +84,35 @@ class FaceDetector(Protocol):
     def close(self) -> None:
         """Release native resources; the detector is unusable afterwards."""
         ...
+
+
+class DetectorBase:
+    """Plumbing shared by the backends: the input check, closing, and use as a context manager."""
+
+    name: str = "detector"
+    _closed: bool = False
+
+    def _check_input(self, rgb: np.ndarray) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.name} detector was closed")
+        if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            got = f"{rgb.dtype} {rgb.shape}" if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise InvalidFrameError(f"detector needs an HxWx3 uint8 RGB frame, got {got}; use "
+                                    f"fer_ros.frames.to_rgb first")
+
+    def _release(self) -> None:
+        """Free the backend's native resources (called once by close)."""
+
+    def close(self) -> None:
+        if not self._closed:
+            self._release()
+            self._closed = True
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

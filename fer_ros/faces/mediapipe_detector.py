@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from fer_ros.datatypes import Detection
-from fer_ros.errors import DetectorUnavailableError, InvalidFrameError
-from fer_ros.faces.detector import DetectorConfig, DetectorStats, select_detections
+from fer_ros.errors import DetectorUnavailableError
+from fer_ros.faces.detector import DetectorBase, DetectorConfig, DetectorStats, select_detections
 from fer_ros.frames import read_only
 
 # Mouth width over eye distance (median 0.76 on 98 LFW faces, 10-90 % 0.64-0.87): places the estimated corners.
@@ -58,7 +58,7 @@ def keypoints_to_landmarks(keypoints: np.ndarray) -> np.ndarray:
     return out
 
 
-class MediapipeDetector:
+class MediapipeDetector(DetectorBase):
     """BlazeFace short- or full-range detection with fer_ros selection rules (see ``DetectorConfig``)."""
 
     def __init__(self, cfg: DetectorConfig | None = None):
@@ -73,11 +73,7 @@ class MediapipeDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an HxWx3 uint8 RGB frame, best first."""
-        if self._graph is None:
-            raise RuntimeError(f"{self.name} detector was closed")
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise InvalidFrameError(f"detector needs an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}; "
-                                    f"use fer_ros.frames.to_rgb first")
+        self._check_input(rgb)
         h, w = rgb.shape[:2]
         found = self._graph.process(read_only(rgb)).detections or ()
         n = len(found)
@@ -100,13 +96,5 @@ class MediapipeDetector:
         lms = keypoints_to_landmarks(kps)
         return select_detections(boxes, scores, lms, self.cfg, (h, w), self.stats)
 
-    def close(self) -> None:
-        if self._graph is not None:
-            self._graph.close()
-            self._graph = None
-
-    def __enter__(self) -> MediapipeDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _release(self) -> None:
+        self._graph.close()

@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 
 from fer_ros.datatypes import Detection
-from fer_ros.errors import DetectorUnavailableError, InvalidFrameError
-from fer_ros.faces.detector import DetectorConfig, DetectorStats, select_detections
+from fer_ros.errors import DetectorUnavailableError
+from fer_ros.faces.detector import DetectorBase, DetectorConfig, DetectorStats, select_detections
 
 CASCADE_FILE = "haarcascade_frontalface_alt2.xml"  # the most precise frontal cascade OpenCV ships
 DETECT_WIDTH = 320  # pixels: frames wider than this are scaled down first (640x480: ~110 ms -> ~35 ms here)
@@ -40,7 +40,7 @@ def cascade_path() -> Path:
     return path
 
 
-class OpenCVDetector:
+class OpenCVDetector(DetectorBase):
     """Haar-cascade detection with fer_ros selection rules; no landmarks."""
 
     def __init__(self, cfg: DetectorConfig | None = None):
@@ -54,11 +54,7 @@ class OpenCVDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         """Faces in an HxWx3 uint8 RGB frame, best first."""
-        if self._cascade is None:
-            raise RuntimeError(f"{self.name} detector was closed")
-        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
-            raise InvalidFrameError(f"detector needs an HxWx3 uint8 RGB frame, got {rgb.dtype} {rgb.shape}; "
-                                    f"use fer_ros.frames.to_rgb first")
+        self._check_input(rgb)
         h, w = rgb.shape[:2]
         factor = min(1.0, DETECT_WIDTH / w)
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -77,11 +73,5 @@ class OpenCVDetector:
         scores = votes / (votes + MIN_NEIGHBORS)
         return select_detections(boxes, scores, None, self.cfg, (h, w), self.stats)
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._cascade = None
-
-    def __enter__(self) -> OpenCVDetector:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
