@@ -12,7 +12,7 @@ logits, and turns NaN/inf or wrongly shaped outputs into ``ModelOutputError`` (o
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
+from abc import ABC
 from pathlib import Path
 
 import numpy as np
