@@ -216,8 +216,8 @@ def rotate_frame(sample: SampleFrame, quarter_turns: int) -> SampleFrame:
     faces = []
     for f in sample.faces:
         pts = np.vstack([f.box.reshape(2, 2), f.landmarks]).astype(np.float64)
-        for _ in range(k):  # one CCW quarter turn: (x, y) -> (y, W - 1 - x) for the current width
-            pts = np.stack([pts[:, 1], (w - 1) - pts[:, 0]], axis=1)
+        for _ in range(k):  # one CCW quarter turn: (x, y) -> (y, W - x) for the current width (pixel i: [i, i+1))
+            pts = np.stack([pts[:, 1], w - pts[:, 0]], axis=1)
             h, w = w, h
         h, w = sample.rgb.shape[:2]
         box = np.array([pts[:2, 0].min(), pts[:2, 1].min(), pts[:2, 0].max(), pts[:2, 1].max()], dtype=np.float32)

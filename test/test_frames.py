@@ -71,3 +71,35 @@ def test_read_only_view_leaves_the_callers_array_writeable(rgb):
     assert frame.flags.writeable
     with pytest.raises(ValueError):
         view[0, 0, 0] = 1
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3, "flip"])
+def test_sample_ground_truth_follows_rotations_and_flips(turns):
+    """The test frames' truth must be exact: the pixel under each landmark is the same before and after."""
+    base = samples.compose([samples.Placement(200.3, 180.6, 120, angle_deg=10), samples.Placement(470.2, 300.7, 90)])
+    moved = samples.flip_frame(base) if turns == "flip" else samples.rotate_frame(base, turns)
+    if turns in (1, 3):
+        assert moved.rgb.shape == (640, 480, 3)
+    # mirroring swaps which eye (mouth corner) is on the image's left: compare each point with its own image
+    order = [1, 0, 2, 4, 3] if turns == "flip" else [0, 1, 2, 3, 4]
+    for before, after in zip(base.faces, moved.faces):
+        for p, q in zip(before.landmarks, after.landmarks[order]):
+            x, y = np.floor(p).astype(int)
+            u, v = np.floor(q).astype(int)
+            np.testing.assert_array_equal(base.rgb[y, x], moved.rgb[v, u])
+        side = lambda b: sorted([b[2] - b[0], b[3] - b[1]])  # noqa: E731
+        np.testing.assert_allclose(side(after.box), side(before.box), atol=1e-3)
+    if turns == "flip":  # fer_ros order: the image-left eye first, also in a mirrored frame
+        assert all(f.landmarks[0, 0] < f.landmarks[1, 0] for f in moved.faces)
+
+
+def test_sample_frames_are_real_and_deterministic():
+    a, b = samples.many_faces(5), samples.many_faces(5)
+    np.testing.assert_array_equal(a.rgb, b.rgb)
+    assert a.rgb.shape == (480, 640, 3) and a.rgb.dtype == np.uint8 and len(a.faces) == 5
+    assert not np.array_equal(a.rgb, samples.no_face().rgb)
+    clip = list(samples.camera_clip(samples.ClipConfig(frames=4, faces=2, seed=7)))
+    assert [round(t, 4) for t, _ in clip] == [0.0, 0.0333, 0.0667, 0.1]
+    assert not np.array_equal(clip[0][1].rgb, clip[-1][1].rgb)  # the faces move
+    hidden = samples.occlude(a, index=2, part="eyes")
+    assert (hidden.rgb != a.rgb).any(axis=2).sum() > 500 and hidden.faces is a.faces
