@@ -76,18 +76,18 @@ class _Engine:
             if not self.context.set_input_shape(name, arr.shape):
                 raise ModelLoadError(f"engine {self.path} rejects input '{name}' of shape {arr.shape} (profile "
                                      f"batch {self.min_batch}..{self.max_batch})")
-            buf = self.buffers[name].resize((arr.nbytes,))
-            buf.copy_from(arr, self.stream)
+            buf = self.buffers[name].resize((arr.nbytes,))  # raw bytes: copies go through uint8 views
+            buf.copy_from(arr.view(np.uint8).reshape(-1), self.stream)
             self.context.set_tensor_address(name, buf.ptr)
         out_name = self.outputs[0]
         out = np.empty(tuple(self.context.get_tensor_shape(out_name)), dtype=self.dtypes[out_name])
         for name in self.outputs:  # every output needs an address, even the ones we do not read
             shape = tuple(self.context.get_tensor_shape(name))
             nbytes = int(np.prod(shape)) * self.dtypes[name].itemsize
-            self.context.set_tensor_address(name, self.buffers[name].resize((max(nbytes, 1),)).ptr)
+            self.context.set_tensor_address(name, self.buffers[name].resize((nbytes,)).ptr)
         if not self.context.execute_async_v3(self.stream.ptr):
             raise ModelLoadError(f"TensorRT failed to run {self.path} (see the TensorRT log above)")
-        self.buffers[out_name].copy_to(out, self.stream)
+        self.buffers[out_name].copy_to(out.view(np.uint8).reshape(-1), self.stream)
         self.stream.synchronize()
         return out.astype(np.float32, copy=False)
 
