@@ -112,6 +112,7 @@ class TensorRTBackend(InferenceBackend):
 
         self._logger = trt.Logger(trt.Logger.WARNING)
         self.engines: dict[str, _Engine] = {}
+        precisions: list[str] = []
         for role in model_roles(card):
             path = card.path(role)
             if check_meta:
@@ -120,10 +121,12 @@ class TensorRTBackend(InferenceBackend):
                 meta = check_engine_meta(path, card, role=role, onnx_path=onnx)
                 LOG.info("TensorRT engine %s: %s, built with TensorRT %s on %s", path.name, meta.precision,
                          meta.tensorrt_version, meta.gpu_name)
+                precisions.append(meta.precision)
             engine = _Engine(path, trt, self._logger)
             check_static_dims(card, path, role, *engine.shapes())
             self.engines[role] = engine
-        self.name = f"tensorrt[{current_gpu().name}]"
+        precision = "/".join(dict.fromkeys(precisions)) or "unchecked"  # as the sidecars say, not as assumed
+        self.name = f"tensorrt[{precision}, {current_gpu().name}]"
 
     def _classify(self, batch: np.ndarray) -> np.ndarray:
         return self.engines["model"].run([batch])
