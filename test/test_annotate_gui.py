@@ -17,7 +17,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -141,10 +141,20 @@ def differing_fraction(x: XServer, expected: np.ndarray) -> float:
     return float((np.abs(area.astype(np.int16) - expected).max(axis=2) > DIFF_LEVEL).mean())
 
 
-def wait_for_picture(x: XServer, expected: np.ndarray, what: str) -> np.ndarray:
-    """Wait until the window shows ``expected`` pixel for pixel; returns that screenshot's window area."""
-    wait_for(lambda: differing_fraction(x, expected) <= MAX_DIFFERING, f"the window to show {what}")
-    return window_area(x.screenshot(), expected)
+def wait_for_picture(x: XServer, expected: Callable[[], np.ndarray], what: str) -> np.ndarray:
+    """Wait until the window shows ``expected()`` pixel for pixel (drawn anew each try: the state file may still
+    be changing); returns that screenshot's window area."""
+    shown: list[np.ndarray] = []
+
+    def matches() -> bool:
+        picture = expected()
+        if differing_fraction(x, picture) > MAX_DIFFERING:
+            return False
+        shown.append(window_area(x.screenshot(), picture))
+        return True
+
+    wait_for(matches, f"the window to show {what}")
+    return shown[-1]
 
 
 def expected_view(bag: Path, out_dir: Path, with_predictions: bool) -> np.ndarray:
@@ -174,18 +184,22 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
     paths = OutputPaths.for_source(bag, out)
     args = [str(bag), "--out-dir", str(out), "--predictions", str(bag), "--export-clips", str(clips)]
     tool = Annotator(xserver, args, tmp_path)
+    wait_for(lambda: paths.state.is_file(), "the first state file")  # written just before the first frame is shown
+    # keys pressed before the first frame is shown could go astray
+    wait_for_picture(xserver, lambda: expected_view(bag, out, True), "frame 0")
 
     # step onto the damaged frame: the window says so, the tool goes on
     tool.keys(" ".join(["d"] * CORRUPT_INDEX))
     wait_for(lambda: state_of(paths).get("index") == CORRUPT_INDEX, "frame 7")
-    shown = wait_for_picture(xserver, expected_view(bag, out, True), "the unreadable-frame message")
+    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, True), "the unreadable-frame message")
     assert np.count_nonzero(np.all(np.abs(shown[:200].astype(int) - ERROR) < 30, axis=2)) > 300  # red text
 
     # clip 1: start 10, peak 12, end 16, "surprise" (6), limb (T); at frame 16 the node says happy: disagreement
     tool.keys("d d d s d d s d d d d s 6 t")
     wait_for(lambda: state_of(paths).get("flags", {}).get("limb") is True, "the limb flag")
     assert [m[0] for m in state_of(paths)["marks"]] == [10, 12, 16] and state_of(paths)["label"] == "surprise"
-    shown = wait_for_picture(xserver, expected_view(bag, out, True), "marks, label, flag and the disagreement")
+    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, True),
+                             "marks, label, flag and the disagreement")
     node_line = shown[-92:-70]  # the prediction line (4th of 7 text lines of the panel), drawn red
     assert np.count_nonzero(np.all(np.abs(node_line.astype(int) - ERROR) < 30, axis=2)) > 200
     tool.keys("e")
@@ -221,8 +235,9 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
 
     # a second run resumes at frame 20 (Home, L, L) with both clips on the timeline
     again = Annotator(xserver, args, tmp_path)
-    assert state_of(paths)["index"] == 20
-    wait_for_picture(xserver, expected_view(bag, out, True), "the resumed position and the saved clips")
+    wait_for(lambda: state_of(paths).get("message", "").startswith("resumed"), "the second run's state")
+    wait_for_picture(xserver, lambda: expected_view(bag, out, True), "the resumed position and the saved clips")
+    assert state_of(paths)["index"] == 20 and "2 clips saved" in state_of(paths)["message"]
     again.keys("q")
     assert again.wait_exit() == 0, again.output()
 
@@ -232,7 +247,7 @@ def test_a_topic_that_is_not_an_image_is_shown_in_the_window(xserver: XServer, t
     tool = Annotator(xserver, [str(bag), "--topic", "/emotions", "--out-dir", str(tmp_path)], tmp_path)
     with pytest.raises(Exception) as err:
         open_source(bag, "/emotions")
-    wait_for_picture(xserver, render_error(f"cannot open {bag}", str(err.value).splitlines()),
+    wait_for_picture(xserver, lambda: render_error(f"cannot open {bag}", str(err.value).splitlines()),
                      "the explanation that /emotions is not an image")
     tool.keys("d q")
     assert tool.wait_exit() == 2
