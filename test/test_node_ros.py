@@ -33,7 +33,7 @@ STARTUP_TIMEOUT_S = 60.0  # node start (imports, model load) and DDS discovery o
 class Harness:
     """A node of the test's own: publishes camera frames, collects emotions and diagnostics."""
 
-    def __init__(self, compressed: bool) -> None:
+    def __init__(self, compressed: bool, emotions_topic: str = "/emotions") -> None:
         self.node = rclpy.create_node(f"test_harness_{int(time.time() * 1000) % 100000}")
         if compressed:
             self.pub = self.node.create_publisher(CompressedImage, "/cam/image/compressed", qos_profile_sensor_data)
@@ -41,7 +41,7 @@ class Harness:
             self.pub = self.node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
         self.emotions: list[tuple[float, EmotionArray]] = []
         self.diagnostics: list[DiagnosticArray] = []
-        self.node.create_subscription(EmotionArray, "/emotions", lambda m: self.emotions.append((time.time(), m)),
+        self.node.create_subscription(EmotionArray, emotions_topic, lambda m: self.emotions.append((time.time(), m)),
                                       100)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diagnostics.append, 10)
         self.executor = SingleThreadedExecutor()
@@ -73,16 +73,17 @@ class Harness:
         return None
 
     def send_until_answered(self, make_msg, timeout: float = STARTUP_TIMEOUT_S) -> EmotionArray:
-        """Publish a frame every 0.2 s until one comes back (covers node start-up and discovery)."""
+        """Publish a frame every 0.2 s until one of them comes back (covers start-up, discovery, and the odd
+        best-effort sample lost on a loaded machine)."""
+        mine = []
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            stamp = self.publish(make_msg())
-            if self.wait_for(lambda: self.result_for(stamp) is not None, 0.2):
-                return self.result_for(stamp)
-        for stamp in self.sent_stamps[-5:]:
-            if self.result_for(stamp) is not None:
-                return self.result_for(stamp)
-        raise AssertionError("fer_node published no EmotionArray for the frames sent")
+            mine.append(self.publish(make_msg()))
+            if self.wait_for(lambda: any(self.result_for(s) is not None for s in mine), 0.2):
+                break
+        answered = [self.result_for(s) for s in mine if self.result_for(s) is not None]
+        assert answered, "fer_node published no EmotionArray for the frames sent"
+        return answered[0]
 
     def close(self) -> None:
         self.executor.shutdown()
@@ -96,10 +97,10 @@ def ros_context():
     rclpy.shutdown()
 
 
-def start_node(compressed: bool, **params) -> subprocess.Popen:
-    cmd = graph.node_command(graph.default_params_file(), remap={"image": "/cam/image",
-                                                                "image/compressed": "/cam/image/compressed"},
-                             params={"compressed": compressed, **params})
+def start_node(compressed: bool, emotions_topic: str = "/emotions", **params) -> subprocess.Popen:
+    cmd = graph.node_command(graph.default_params_file(), remap={
+        "image": "/cam/image", "image/compressed": "/cam/image/compressed", "emotions": emotions_topic},
+        params={"compressed": compressed, **params})
     return graph.start(cmd, graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])),
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -140,17 +141,14 @@ def test_raw_image_with_a_face(raw_graph):
     check_face_result(msg, sample.faces[0].box)
     # bgr8 and mono8 of the same frame are accepted and give the same face
     for frame, encoding in ((sample.bgr, "bgr8"), (sample.rgb.mean(axis=2).astype(np.uint8), "mono8")):
-        stamp = harness.publish(array_to_image(frame, encoding))
-        assert harness.wait_for(lambda: harness.result_for(stamp) is not None, 10.0), encoding
-        assert len(harness.result_for(stamp).emotions) == 1, encoding
+        result = harness.send_until_answered(lambda: array_to_image(frame, encoding), timeout=10.0)
+        assert len(result.emotions) == 1, encoding
 
 
 def test_frame_without_a_face_gives_an_empty_message(raw_graph):
     harness, _ = raw_graph
     harness.send_until_answered(lambda: array_to_image(one_face().rgb, "rgb8"))
-    stamp = harness.publish(array_to_image(no_face().rgb, "rgb8"))
-    assert harness.wait_for(lambda: harness.result_for(stamp) is not None, 10.0)
-    msg = harness.result_for(stamp)
+    msg = harness.send_until_answered(lambda: array_to_image(no_face().rgb, "rgb8"), timeout=10.0)
     assert len(msg.emotions) == 0 and list(msg.labels) == FER2013
 
 
@@ -163,8 +161,7 @@ def test_bad_frames_are_counted_and_the_node_goes_on(raw_graph):
         stamp = harness.publish(msg)
         time.sleep(0.3)
         assert harness.result_for(stamp) is None
-    good = harness.publish(array_to_image(one_face().rgb, "rgb8"))
-    assert harness.wait_for(lambda: harness.result_for(good) is not None, 10.0)
+    harness.send_until_answered(lambda: array_to_image(one_face().rgb, "rgb8"), timeout=10.0)
     assert proc.poll() is None
 
     def rejected():
@@ -210,8 +207,8 @@ def test_burst_faster_than_the_model_drops_old_frames_and_keeps_latency_bounded(
 
 
 def test_sigint_stops_the_node_cleanly(ros_context):
-    proc = start_node(False)
-    harness = Harness(compressed=False)
+    proc = start_node(False, emotions_topic="/sigint/emotions")
+    harness = Harness(compressed=False, emotions_topic="/sigint/emotions")
     try:
         harness.send_until_answered(lambda: array_to_image(one_face().rgb, "rgb8"))
     finally:
@@ -220,18 +217,17 @@ def test_sigint_stops_the_node_cleanly(ros_context):
 
 
 def test_compressed_input(ros_context):
-    proc = start_node(True)
-    harness = Harness(compressed=True)
+    proc = start_node(True, emotions_topic="/compressed/emotions")
+    harness = Harness(compressed=True, emotions_topic="/compressed/emotions")
     try:
         sample = one_face()
         msg = harness.send_until_answered(lambda: array_to_compressed(sample.bgr, "jpeg"))
         check_face_result(msg, sample.faces[0].box)
-        png = harness.publish(array_to_compressed(sample.bgr, "png"))
-        assert harness.wait_for(lambda: harness.result_for(png) is not None, 10.0)
-        corrupt = CompressedImage(format="jpeg", data=bytes(5000))
-        harness.publish(corrupt)
-        after = harness.publish(array_to_compressed(sample.bgr, "jpeg"))
-        assert harness.wait_for(lambda: harness.result_for(after) is not None, 10.0)
+        png = harness.send_until_answered(lambda: array_to_compressed(sample.bgr, "png"), timeout=10.0)
+        assert len(png.emotions) == 1
+        harness.publish(CompressedImage(format="jpeg", data=bytes(5000)))  # corrupt: dropped, node goes on
+        harness.send_until_answered(lambda: array_to_compressed(sample.bgr, "jpeg"), timeout=10.0)
+        assert proc.poll() is None
     finally:
         harness.close()
         assert graph.stop(proc) == 0
