@@ -35,6 +35,9 @@ from fer_ros.tracking import FaceTracker  # noqa: E402
 FACE_COUNTS = (0, 1, 5)  # faces per frame, as the issue asks
 WARMUP = 5  # calls per stage before timing: first calls build mediapipe's graphs and caches
 ONE_FACE_BUDGET_MS = 6.0  # detection + landmarks + alignment of one face: the target for the defaults
+# The design's yardsticks on a 2-core CPU (docs: ../shared/design.md): what a sound implementation should reach.
+YARDSTICK_DETECT_MS = 2.5
+YARDSTICK_MESH_MS = 3.0
 
 CARDS = {
     "align 64 gray": card_from_dict({"id": "b64", "files": {"model": "m"}, "labels": ["a", "b"],
@@ -131,6 +134,8 @@ def main() -> int:
     print(f"  align 224 rgb per face (5 faces):           {med['align 224 rgb'][5] / 5:.3f} ms")
     print(f"  default front end, 1 face (short+mesh+align64): {front:.2f} ms = {1000 / front:.0f} frames/s "
           f"(budget {ONE_FACE_BUDGET_MS} ms: {'met' if front <= ONE_FACE_BUDGET_MS else 'MISSED'})")
+    print(f"  vs yardsticks: detection {med['detect short'][1] / YARDSTICK_DETECT_MS:.2f}x of "
+          f"{YARDSTICK_DETECT_MS} ms, mesh {med['mesh tracking'][1] / YARDSTICK_MESH_MS:.2f}x of {YARDSTICK_MESH_MS} ms")
     print(f"  without the mesh (short+align64):           "
           f"{med['detect short'][1] + med['align 64 gray'][1]:.2f} ms")
 
