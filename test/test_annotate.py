@@ -313,6 +313,31 @@ def test_eval_bag_label_loader_reads_the_interval_csv(bags: dict[str, Path], tmp
     assert {i: FER2013_LABELS[v[0].label] for i, v in assigned.items()} == expected
 
 
+def test_eval_bag_scores_the_annotation_and_its_output_is_shown_as_predictions(bags: dict[str, Path],
+                                                                               tmp_path: Path) -> None:
+    """The whole loop: annotate -> fer-ros eval-bag --labels -> its scored bag -> predictions in the window."""
+    import json
+
+    from fer_ros.annotate.predictions import load_predictions
+    from fer_ros.cli import main
+
+    with open_source(bags["raw_sqlite"]) as src:
+        st = AnnotationStore.open(src.path, tmp_path)
+        st.add(ClipRecord(st.next_clip_id(), "happy", src.stamps[5], src.stamps[14], src.stamps[8]))
+        stamps_ = list(src.stamps)
+    out = tmp_path / "eval"
+    assert main(["eval-bag", str(bags["raw_sqlite"]), "--topic", "/camera/image_raw", "--labels", str(st.paths.csv),
+                 "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["labels"]["kind"] == "interval" and report["labels"]["invalid_rows"] == 0
+    assert report["scoring"]["labelled_faces"] == 10  # frames 5..14, one face each
+    track = load_predictions(out / "emotions")
+    assert track.problems == [] and len(track.stamps) == FRAMES
+    for i in (0, 5, 14, 39):
+        faces = track.at(stamps_[i], 0.5 / 30)
+        assert faces and faces[0].label in FER2013_LABELS and 0 < faces[0].confidence <= 1
+
+
 # --- headless --------------------------------------------------------------------------------------------------
 def test_headless_validates_exports_and_trims_a_bag(bags: dict[str, Path], tmp_path: Path) -> None:
     from fer_ros.bag.bag_io import open_bag
