@@ -31,8 +31,8 @@ class ClassificationReport:
     confusion: np.ndarray
     count: int
 
-    def as_dict(self, labels: tuple[str, ...] | list[str]) -> dict[str, float]:
-        out = {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "count": float(self.count)}
+    def as_dict(self, labels: tuple[str, ...] | list[str]) -> dict[str, float | int]:
+        out: dict[str, float | int] = {"accuracy": self.accuracy, "macro_f1": self.macro_f1, "count": self.count}
         out.update({f"acc_{name}": float(v) for name, v in zip(labels, self.per_class_accuracy)})
         return out
 

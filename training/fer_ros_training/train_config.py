@@ -106,11 +106,16 @@ class TrainConfig:
     def monitor_mode(self) -> str:
         return MONITORS[self.monitor]
 
-    def card_dict(self) -> dict[str, Any]:
-        """The model-card fields training decides (export adds id, format and files)."""
-        from fer_ros_training.networks import network_spec
+    def card_dict(self, model: Any = None) -> dict[str, Any]:
+        """The model-card fields training decides (export adds id, format and files).
 
-        spec = network_spec(self.network.name)
+        For a FAN, ``model`` gives the aggregator's window and the embedding size; ``segments`` is the K it was
+        trained with.
+        """
+        temporal: dict[str, Any] = {"window": 1}
+        if model is not None and hasattr(model, "embedder") and hasattr(model, "window"):
+            temporal = {"window": int(model.window), "embedding_dim": int(model.embedder.embedding_dim),
+                        "segments": int(self.data.segments)}
         return {
             "architecture": self.network.name,
             "input": {"height": self.input.height, "width": self.input.width, "color": self.input.color,
@@ -118,7 +123,7 @@ class TrainConfig:
             "crop": asdict(self.crop),
             "labels": list(self.labels),
             "output": "logits",
-            "temporal": {"window": self.data.segments if spec.kind == "clip" else 1},
+            "temporal": temporal,
             "network_kwargs": copy.deepcopy(self.network.kwargs),
         }
 

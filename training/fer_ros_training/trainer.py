@@ -392,7 +392,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
                          "scheduler": scheduler.state_dict() if scheduler is not None else None, "epoch": epoch,
                          "config": cfg.to_dict(), "best_metric": best, "best_epoch": best_epoch,
                          "monitor": monitor_key, "bad_epochs": bad_epochs, "history": log.rows,
-                         "card": cfg.card_dict(), "torch_version": str(torch.__version__)}
+                         "card": cfg.card_dict(net), "torch_version": str(torch.__version__)}
                 save_checkpoint(last_path, state)
                 if is_best:
                     save_checkpoint(best_path, state)
