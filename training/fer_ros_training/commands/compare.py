@@ -300,6 +300,23 @@ def write_table(results: list[ModelResult], out: Path, command: str) -> tuple[Pa
     return md_path, csv_path
 
 
+def _grouped_bars(plt, results: list[ModelResult], groups: list[str], values, title: str, path: Path,
+                  size: tuple[int, int]) -> Path:
+    """One bar per model in each group (values(result) -> one number per group), y from 0 to 1."""
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=size)
+    for i, r in enumerate(results):
+        ax.bar(np.arange(len(groups)) + i * width, values(r), width, label=r.name)
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def write_plots(results: list[ModelResult], out: Path) -> list[Path]:
     """Bar charts of cost, accuracy (overall and per class) and robustness, and accuracy against CPU time."""
     import matplotlib
@@ -325,34 +342,13 @@ def write_plots(results: list[ModelResult], out: Path) -> list[Path]:
     plt.close(fig)
 
     labels = list(results[0].per_class)
-    groups = ["accuracy", "macro-F1"] + labels
-    width = 0.8 / len(results)
-    fig, ax = plt.subplots(figsize=(12, 4))
-    for i, r in enumerate(results):
-        ax.bar(np.arange(len(groups)) + i * width, [r.accuracy, r.macro_f1] + [r.per_class[n] for n in labels],
-               width, label=r.name)
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
-    ax.set_ylim(0, 1)
-    ax.set_title("test accuracy, macro-F1 and per-class accuracy")
-    ax.legend()
-    fig.tight_layout()
-    paths.append(out / "accuracy.png")
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
-
-    groups = ["clean"] + [p.replace("_", " ") for p in PERTURBATIONS]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    for i, r in enumerate(results):
-        ax.bar(np.arange(len(groups)) + i * width, [r.accuracy] + [r.robustness[p] for p in PERTURBATIONS],
-               width, label=r.name)
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
-    ax.set_ylim(0, 1)
-    ax.set_title("test accuracy under occlusion and brightness changes")
-    ax.legend()
-    fig.tight_layout()
-    paths.append(out / "robustness.png")
-    fig.savefig(paths[-1], dpi=80)
-    plt.close(fig)
+    paths.append(_grouped_bars(plt, results, ["accuracy", "macro-F1"] + labels,
+                               lambda r: [r.accuracy, r.macro_f1] + [r.per_class[n] for n in labels],
+                               "test accuracy, macro-F1 and per-class accuracy", out / "accuracy.png", (12, 4)))
+    paths.append(_grouped_bars(plt, results, ["clean"] + [p.replace("_", " ") for p in PERTURBATIONS],
+                               lambda r: [r.accuracy] + [r.robustness[p] for p in PERTURBATIONS],
+                               "test accuracy under occlusion and brightness changes", out / "robustness.png",
+                               (10, 4)))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for r in results:

@@ -120,22 +120,21 @@ def block_a(c: int, w: _Widths, act: str) -> ResidualInception:
     ], 3 * b, BLOCK_SCALES[0], act)
 
 
-def block_b(c: int, w: _Widths, act: str) -> ResidualInception:
-    b = w(128)
+def _factorised_block(c: int, b: int, kernel: int, scale: float, act: str) -> ResidualInception:
+    """B and C blocks: a 1x1 branch and a 1x1 -> 1xk -> kx1 branch (the factorised kxk of Inception-v3)."""
     return ResidualInception(c, [
         ConvUnit(c, b, 1, activation=act),
-        nn.Sequential(ConvUnit(c, b, 1, activation=act), ConvUnit(b, b, (1, 7), activation=act),
-                      ConvUnit(b, b, (7, 1), activation=act)),
-    ], 2 * b, BLOCK_SCALES[1], act)
+        nn.Sequential(ConvUnit(c, b, 1, activation=act), ConvUnit(b, b, (1, kernel), activation=act),
+                      ConvUnit(b, b, (kernel, 1), activation=act)),
+    ], 2 * b, scale, act)
+
+
+def block_b(c: int, w: _Widths, act: str) -> ResidualInception:
+    return _factorised_block(c, w(128), 7, BLOCK_SCALES[1], act)
 
 
 def block_c(c: int, w: _Widths, act: str) -> ResidualInception:
-    b = w(192)
-    return ResidualInception(c, [
-        ConvUnit(c, b, 1, activation=act),
-        nn.Sequential(ConvUnit(c, b, 1, activation=act), ConvUnit(b, b, (1, 3), activation=act),
-                      ConvUnit(b, b, (3, 1), activation=act)),
-    ], 2 * b, BLOCK_SCALES[2], act)
+    return _factorised_block(c, w(192), 3, BLOCK_SCALES[2], act)
 
 
 class Reduction(nn.Module):
