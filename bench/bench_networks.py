@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  measured {name}: {r['ms_b1']:.2f} ms/face", flush=True)
     ref = rows[0]["ms_b1"]
     print(f"\ntorch {torch.__version__} eager, CPU, {args.threads} thread(s), median of {args.repeats}")
-    print(f"{'network':<15}{'params':>13}{'input':>11}{'ms/face b1':>12}{f'ms/face b{args.batch}':>12}"
+    print(f"{'network':<24}{'params':>13}{'input':>11}{'ms/face b1':>12}{f'ms/face b{args.batch}':>12}"
           f"{'x default':>11}  note")
     for r in rows:
         note = ""
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             note = (f"stream: 1 embed + aggregate {r['window']}; recompute window: {r['recompute_ms']:.1f} ms "
                     f"({r['recompute_ms'] / r['ms_b1']:.1f}x)")
         size = f"{r['side']}x{r['side']}x{r['channels']}"
-        print(f"{r['name']:<15}{r['params']:>13,}{size:>11}{r['ms_b1']:>12.2f}{r[f'ms_b{args.batch}']:>12.2f}"
+        print(f"{r['name']:<24}{r['params']:>13,}{size:>11}{r['ms_b1']:>12.2f}{r[f'ms_b{args.batch}']:>12.2f}"
               f"{r['ms_b1'] / ref:>10.1f}x  {note}")
     return 0
 

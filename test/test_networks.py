@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from skimage import color, data, transform
 
 from fer_ros.errors import ConfigError, InvalidFrameError
-from fer_ros_training.features import (IBUG68_MIRROR, MESH_TO_IBUG68, hog_dim, hog_features, mesh_to_ibug68,
-                                       normalize_landmarks)
+from fer_ros_training.features import (FUSION_LANDMARK_STATS, IBUG68_MIRROR, MESH_TO_IBUG68, fusion_inputs, hog_dim,
+                                       hog_features, mesh_to_ibug68, normalize_landmarks)
 from fer_ros_training.networks import (NETWORKS, build_network, count_parameters, example_input, network_spec,
                                        regularization_loss)
 from fer_ros_training.networks.densenet import densenet_state_dict_to_ours
@@ -249,6 +249,23 @@ def test_hog_and_fusion_on_a_real_face(astronaut_points):
     assert not torch.allclose(by_dict[0], by_dict[1])
     with pytest.raises(ConfigError, match="hog"):
         model({"image": image, "landmarks": inputs["landmarks"]})
+
+
+def test_fusion_inputs_from_the_crop_itself(astronaut_points):
+    rgb, points, _ = astronaut_points
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    centre, half = (lo + hi) / 2, (hi - lo).max() / 2 * 1.25
+    x0, y0 = (centre - half).astype(int)
+    x1, y1 = (centre + half).astype(int)
+    face = gray48(rgb, (x0, y0, x1, y1))
+    meshed, missing = FUSION_LANDMARK_STATS.meshed, FUSION_LANDMARK_STATS.missing
+    got = fusion_inputs(face)
+    assert FUSION_LANDMARK_STATS.meshed == meshed + 1
+    assert got["hog"].shape == (900,) and np.array_equal(got["hog"], hog_features(face))
+    # the mesh on a 48x48 gray crop finds the same face shape as on the full photograph
+    assert np.abs(got["landmarks"] - normalize_landmarks(points)).mean() < 0.05
+    blank = fusion_inputs(np.full((48, 48), 128, np.uint8))
+    assert FUSION_LANDMARK_STATS.missing == missing + 1 and not blank["landmarks"].any()
 
 
 # --- ensembles ----------------------------------------------------------------------------------------------------

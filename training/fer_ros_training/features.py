@@ -36,10 +36,16 @@ that every group lands on its part of the face.
 """
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from skimage.feature import hog
 
 from fer_ros.errors import InvalidFrameError
+
+_log = logging.getLogger(__name__)
 
 # mediapipe face-mesh vertex for each iBUG-68 point (see the table in the module docstring).
 MESH_TO_IBUG68: tuple[int, ...] = (
@@ -62,6 +68,8 @@ MESH_POINTS = 468
 HOG_ORIENTATIONS = 9
 HOG_CELL = 8
 HOG_BLOCK = 2
+# Side the face crop is enlarged to before the face mesh runs on it: mediapipe finds 48x48 crops reliably at 96+.
+MESH_INPUT_SIDE = 128
 
 
 def mesh_to_ibug68(mesh: np.ndarray) -> np.ndarray:
@@ -102,3 +110,70 @@ def hog_features(gray: np.ndarray) -> np.ndarray:
     feats = hog(img.astype(np.float32), orientations=HOG_ORIENTATIONS, pixels_per_cell=(HOG_CELL, HOG_CELL),
                 cells_per_block=(HOG_BLOCK, HOG_BLOCK), block_norm="L2-Hys", feature_vector=True)
     return feats.astype(np.float32)
+
+
+@dataclass
+class LandmarkStats:
+    """How many crops got mesh landmarks and how many got none (their landmark input is all zeros)."""
+
+    meshed: int = 0
+    missing: int = 0
+
+
+# Counts of :func:`fusion_inputs` in this process, for the trainer's bad-input report.
+FUSION_LANDMARK_STATS = LandmarkStats()
+_MESH_GRAPH: Any = None  # one mediapipe face mesh per process, made on first use (data-loader workers make their own)
+
+
+def crop_mesh_points(crop: np.ndarray) -> np.ndarray | None:
+    """468 face-mesh points (crop pixels) of the face filling an aligned crop (H, W[, C]), or None if none is found.
+
+    The crop is enlarged to MESH_INPUT_SIDE and made RGB, then mediapipe's face mesh (static image mode, as the core
+    uses it on single images) runs on it.
+    """
+    global _MESH_GRAPH
+    import cv2
+
+    if _MESH_GRAPH is None:
+        import mediapipe as mp
+
+        _MESH_GRAPH = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1)
+    img = np.asarray(crop)
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[..., 0]
+    h, w = img.shape[:2]
+    big = cv2.resize(img.astype(np.uint8), (MESH_INPUT_SIDE, MESH_INPUT_SIDE), interpolation=cv2.INTER_LINEAR)
+    if big.ndim == 2:
+        big = np.repeat(big[..., None], 3, axis=2)
+    result = _MESH_GRAPH.process(np.ascontiguousarray(big))
+    if not result.multi_face_landmarks:
+        return None
+    return np.array([(p.x * w, p.y * h) for p in result.multi_face_landmarks[0].landmark], dtype=np.float32)
+
+
+def fusion_inputs(crop: np.ndarray, face: Any = None) -> dict[str, np.ndarray]:
+    """The fusion network's extra inputs for one aligned uint8 crop: ``landmarks`` (68, 2), ``hog`` (hog_dim,).
+
+    Landmarks: the face mesh on the crop itself (after augmentation, so they move with it) -> iBUG 68 ->
+    :func:`normalize_landmarks`. A crop where the mesh finds no face (drawn synthetic faces, heavy occlusion) gets
+    all-zero landmarks; it is counted in ``FUSION_LANDMARK_STATS`` and logged once. ``face`` (the cached aligned face)
+    may carry ``landmarks68`` to skip the mesh.
+    """
+    img = np.asarray(crop)
+    gray = img if img.ndim == 2 or img.shape[2] == 1 else (img[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(
+        np.uint8)
+    known = getattr(face, "landmarks68", None)
+    points = np.asarray(known) if known is not None else None
+    if points is None:
+        mesh = crop_mesh_points(img)
+        points = mesh_to_ibug68(mesh) if mesh is not None else None
+    if points is None:
+        FUSION_LANDMARK_STATS.missing += 1
+        if FUSION_LANDMARK_STATS.missing == 1:
+            _log.warning("the face mesh found no face in a %s crop: its fusion landmarks are zeros (counted in "
+                         "fer_ros_training.features.FUSION_LANDMARK_STATS)", "x".join(map(str, img.shape[:2])))
+        landmarks = np.zeros((68, 2), np.float32)
+    else:
+        FUSION_LANDMARK_STATS.meshed += 1
+        landmarks = normalize_landmarks(points)
+    return {"landmarks": landmarks, "hog": hog_features(gray)}
