@@ -54,7 +54,7 @@ class Row:
 
 
 HEADER = ["family", "input", "parameters", "ONNX MB", "ORT ms/face b1", "ORT ms/face b8", "torch/ORT b1",
-          "torch/ORT b8", "parity max |diff|"]
+          "torch/ORT b8", "parity max abs diff"]
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -139,7 +139,7 @@ def markdown(rows: list[Row], threads: int) -> str:
         f"({platform.system()}), {threads} thread(s) per runtime, onnxruntime {onnxruntime.__version__}, "
         f"torch {torch.__version__}. Medians; ms per face (a batch's time divided by its size). FAN: embedder + "
         f"aggregator over a {FAN_BENCH_WINDOW}-frame window per face. Ratio > 1: onnxruntime is faster than torch "
-        f"eager. Random weights (speed does not depend on them); parity is the export's onnxruntime-vs-torch check.",
+        f"eager. Random weights (speed does not depend on them); parity is the export's onnxruntime-vs-torch check. Other processes on the machine add noise: re-run before comparing.",
         "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     return "\n".join(lines) + "\n"
