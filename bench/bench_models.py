@@ -139,7 +139,8 @@ def markdown(rows: list[Row], threads: int) -> str:
         f"({platform.system()}), {threads} thread(s) per runtime, onnxruntime {onnxruntime.__version__}, "
         f"torch {torch.__version__}. Medians; ms per face (a batch's time divided by its size). FAN: embedder + "
         f"aggregator over a {FAN_BENCH_WINDOW}-frame window per face. Ratio > 1: onnxruntime is faster than torch "
-        f"eager. Random weights (speed does not depend on them); parity is the export's onnxruntime-vs-torch check. Other processes on the machine add noise: re-run before comparing.",
+        f"eager. Random weights (speed does not depend on them); parity is the export's onnxruntime-vs-torch check. "
+        f"Other processes on the machine add noise: re-run before comparing.",
         "", "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     return "\n".join(lines) + "\n"
