@@ -124,7 +124,8 @@ def is_fan(model: nn.Module) -> bool:
 
 def outputs_probabilities(model: nn.Module) -> bool:
     """True when the network's forward already returns probabilities (ensembles, a mini-Xception built so)."""
-    return str(getattr(model, "output_kind", "logits")) == "probabilities" or getattr(model, "probabilities", False) is True
+    kind = str(getattr(model, "output_kind", "logits"))
+    return kind == "probabilities" or getattr(model, "probabilities", False) is True
 
 
 def _as_numpy(t: torch.Tensor | np.ndarray) -> np.ndarray:
