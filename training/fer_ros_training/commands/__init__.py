@@ -1,4 +1,5 @@
-"""The training subcommands of ``fer-ros`` (registered in ``fer_ros/cli.py``): train, evaluate, sweep, synth.
+"""Subcommands of ``fer-ros`` that need the training package (registered in ``fer_ros/cli.py``): train, evaluate,
+sweep, synth, compare.
 
 Each module provides ``add_arguments(parser)`` and ``run(args) -> int`` (0 on success).
 """
