@@ -12,7 +12,8 @@ Sections:
 3. FAN (ResNet-18 embedder, random weights: speed does not depend on them): streaming (one embedder pass per frame
    + the aggregator over the ring buffer) versus recomputing the K-frame window every frame.
 4. The `fer` package as its users call it (``FER().detect_emotions(frame)``: Haar cascade + its TFLite model), in its
-   own venv driven as a subprocess on the same frames: frames/s ratio and top-label agreement on matched faces.
+   own venv driven as a subprocess on the same frames: frames/s ratio and top-label agreement on matched faces,
+   also over LFW faces (many people and expressions) pasted into frames.
    Make the venv once (TensorFlow never enters the project venv):
        python3 -m venv /tmp/fer_tf_venv && /tmp/fer_tf_venv/bin/pip install tensorflow-cpu h5py \
            'opencv-python-headless<5' pandas requests pillow tqdm 'setuptools<81' && \
@@ -60,6 +61,11 @@ det = FER()
 out = {}
 for name in frames.files:
     bgr = frames[name]
+    if name.startswith("agree"):  # label agreement only: one untimed call
+        res = det.detect_emotions(bgr)
+        out[name] = {"ms": 0.0, "faces": [{"box": [int(v) for v in r["box"]],
+                                           "label": max(r["emotions"], key=r["emotions"].get)} for r in res]}
+        continue
     for _ in range(warmup):
         det.detect_emotions(bgr)
     times = []
@@ -78,6 +84,35 @@ def median_ms(values: list[float]) -> float:
 
 def scenes() -> dict[str, samples.SampleFrame]:
     return {"0 faces": samples.no_face(), "1 face": samples.one_face(), "5 faces": samples.many_faces(5)}
+
+
+def agreement_frames(count: int) -> dict[str, np.ndarray]:
+    """BGR 640x480 frames each holding one LFW face (scikit-image's lfw_subset, 25x25 gray, enlarged to 200 px) on a
+    real photograph: many different people and expressions for the label agreement with `fer`."""
+    import cv2
+    from skimage import data
+
+    lfw = data.lfw_subset()[:min(count, 100)]  # its first 100 images are faces
+    out = {}
+    for i, face in enumerate(lfw):
+        big = cv2.resize(np.rint(face * 255).astype(np.uint8), (200, 200), interpolation=cv2.INTER_CUBIC)
+        frame = np.array(samples.background(), copy=True)
+        frame[140:340, 220:420] = big[..., None]
+        out[f"agree_lfw_{i:03d}"] = np.ascontiguousarray(frame[:, :, ::-1])
+    return out
+
+
+def our_labels_on_stills(frames: dict[str, np.ndarray]) -> dict[str, list]:
+    """(box, label) of every face our pipeline reports on unrelated stills (as `fer-ros run-image` runs them)."""
+    from fer_ros.faces.detector import DetectorConfig
+    from fer_ros.pipeline import PipelineConfig
+
+    out = {}
+    with EmotionPipeline(PipelineConfig(detector=DetectorConfig(static_images=True))) as pipeline:
+        for name, bgr in frames.items():
+            pipeline.reset()
+            out[name] = [(f.box, f.label) for f in pipeline.process(bgr, 0.0, "bgr").faces]
+    return out
 
 
 def bench_pipeline(frames: int) -> tuple[dict, EmotionPipeline]:
@@ -178,13 +213,27 @@ def _iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def bench_fer(ours: dict, python: str, frames: int) -> float | None:
+def _match(ours_faces: list, fer_faces: list) -> tuple[int, int]:
+    """(agreeing, matched) top labels over fer's faces that overlap one of ours."""
+    agree = matched = 0
+    for f in fer_faces:
+        x, y, w, h = f["box"]
+        box = (x, y, x + w, y + h)
+        best = max(ours_faces, key=lambda o: _iou(o[0], box), default=None)
+        if best is not None and _iou(best[0], box) >= MATCH_IOU:
+            matched += 1
+            agree += best[1] == f["label"]
+    return agree, matched
+
+
+def bench_fer(ours: dict, python: str, frames: int, agree_count: int) -> float | None:
     if not Path(python).is_file():
         print(f"\n[4] fer package: skipped ({python} not found; see this script's docstring to make its venv)")
         return None
     with tempfile.TemporaryDirectory() as tmp:
         npz = Path(tmp) / "frames.npz"
-        np.savez(npz, **{name: s.bgr for name, s in scenes().items()})
+        stills = agreement_frames(agree_count)
+        np.savez(npz, **{name: s.bgr for name, s in scenes().items()}, **stills)
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", ""))
         env.pop("PYTHONPATH", None)
         proc = subprocess.run([python, "-c", FER_CHILD, str(npz), str(frames), str(WARMUP)], capture_output=True,
@@ -197,21 +246,26 @@ def bench_fer(ours: dict, python: str, frames: int) -> float | None:
     print(f"{'scene':<9}{'fer ms':>9}{'fer fps':>9}{'ours fps':>10}{'ratio':>8}{'fer faces':>11}{'agree':>10}")
     ratio_one, agree, matched = None, 0, 0
     for name, res in theirs.items():
+        if name.startswith("agree"):
+            continue
         fer_fps = 1000.0 / res["ms"]
         our_fps = ours[name]["fps"]
-        a = m = 0
-        for f in res["faces"]:
-            x, y, w, h = f["box"]
-            best = max(ours[name]["faces"], key=lambda o: _iou(o[0], (x, y, x + w, y + h)), default=None)
-            if best is not None and _iou(best[0], (x, y, x + w, y + h)) >= MATCH_IOU:
-                m += 1
-                a += best[1] == f["label"]
+        a, m = _match(ours[name]["faces"], res["faces"])
         agree, matched = agree + a, matched + m
         print(f"{name:<9}{res['ms']:>9.2f}{fer_fps:>9.1f}{our_fps:>10.1f}{our_fps / fer_fps:>7.1f}x"
               f"{len(res['faces']):>11}{f'{a}/{m}':>10}")
         if name == "1 face":
             ratio_one = our_fps / fer_fps
     print(f"top-label agreement on faces both found: {agree}/{matched}")
+    if stills:
+        mine = our_labels_on_stills(stills)
+        pairs = [_match(mine[name], theirs[name]["faces"]) for name in stills]
+        a, m = sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+        found_fer = sum(bool(theirs[name]["faces"]) for name in stills)
+        found_ours = sum(bool(mine[name]) for name in stills)
+        print(f"{len(stills)} LFW faces (one per frame): fer found {found_fer}, we found {found_ours}; top label "
+              f"agrees on {a}/{m} found by both ({100.0 * a / max(m, 1):.0f}%; fer runs the quantized model on its "
+              f"Haar crop, we run the float model on an aligned crop)")
     return ratio_one
 
 
@@ -222,6 +276,7 @@ def main() -> int:
     parser.add_argument("--fan-repeats", type=int, default=15)
     parser.add_argument("--fer-python", default=FER_PYTHON, help="python of the venv holding fer + tensorflow-cpu")
     parser.add_argument("--fer-frames", type=int, default=100)
+    parser.add_argument("--agree-faces", type=int, default=60, help="LFW faces for the label agreement (<= 100)")
     parser.add_argument("--skip-fan", action="store_true")
     parser.add_argument("--skip-fer", action="store_true")
     args = parser.parse_args()
@@ -231,7 +286,7 @@ def main() -> int:
     batch_ratio = bench_batching(pipeline, args.frames)
     pipeline.close()
     fan_ratio = None if args.skip_fan else bench_fan(args.fan_arch, args.fan_repeats)
-    fer_ratio = None if args.skip_fer else bench_fer(ours, args.fer_python, args.fer_frames)
+    fer_ratio = None if args.skip_fer else bench_fer(ours, args.fer_python, args.fer_frames, args.agree_faces)
 
     def verdict(value, target):
         return "n/a " if value is None else ("PASS" if value >= target else "MISS")
