@@ -1,7 +1,7 @@
 """Known face locations, ``ROOT/faces.csv``: used instead of the detector for the images it lists.
 
-The synthetic generator writes it (mediapipe does not detect drawn faces); users can write it too, e.g. for data
-sets that ship landmarks. One row per image or video frame, paths relative to ROOT (``clip.mp4#12`` is frame 12)::
+The synthetic generator writes it (its faces are known exactly); users can write it too, e.g. for data sets that
+ship landmarks. One row per image or video frame, paths relative to ROOT (``clip.mp4#12`` is frame 12)::
 
     path,x0,y0,x1,y1,lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy
 

@@ -10,6 +10,7 @@ Example::
       on_bad_input: skip           # skip: count, report and go on | stop: stop at the first bad item
       cache_dir: ~/.cache/fer_ros/faces   # aligned crops; null keeps nothing on disk
       detector: {backend: auto, model: full, min_confidence: 0.5}
+      annotations: true            # known faces from ROOT/faces.csv where listed; false: detect every face
       segments: 3                  # clips: K frames sampled per clip (FAN)
       augment: {hflip: 0.5, rotation: 30, translate: 0.1, brightness: 0.2, contrast: 0.2}
       synthetic: {per_class: 40, frames: 12, image_size: 96}   # optional: generate into root when it is missing
@@ -41,6 +42,7 @@ class DataConfig:
     augment: dict[str, float] = field(default_factory=dict)
     synthetic: dict[str, Any] | None = None
     max_items: int = 0  # > 0: use only the first N items of each split (quick checks)
+    annotations: bool = True  # use ROOT/faces.csv where it lists a face; false: detect every face
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:

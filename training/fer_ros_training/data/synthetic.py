@@ -8,9 +8,11 @@ patch), on a textured background. ``render_sequence`` draws onset -> peak -> off
 Network: frames far from the peak look neutral, so a clip model must find the peak.
 
 Every sample comes with its face box and the five landmarks of ``fer_ros.datatypes`` (eyes, nose tip, mouth
-corners), so it is aligned by the core's ``crop_face`` exactly like a detected face. mediapipe does not detect
-these drawings (they are too schematic), which is why the writers store the known faces in ``faces.csv`` beside
-the images (see ``fer_ros_training.data.annotations``).
+corners), so it can be aligned by the core's ``crop_face`` exactly like a detected face; the writers store them in
+``faces.csv`` beside the images (see ``fer_ros_training.data.annotations``) so loading needs no detector. mediapipe
+does find these drawings too: measured on 70 scenes of each size 96, 128 and 256 px, BlazeFace detected all of them,
+box IoU with the drawn box ~0.79, mesh landmarks within ~0.09 eye distances of the drawn ones (median), so the real
+detection path can be tested on them as well (``data.annotations: false``).
 """
 from __future__ import annotations
 

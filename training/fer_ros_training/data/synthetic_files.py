@@ -5,7 +5,8 @@
   files, + ``faces.csv`` + ``split.csv`` (EMO2018 / AFEW style).
 - ``write_fer2013_csv``: the FER2013 CSV of 48x48 gray crops cut by the core's ``crop_face``.
 
-``faces.csv`` carries the drawn faces' boxes and landmarks because mediapipe does not detect these drawings.
+``faces.csv`` carries the drawn faces' boxes and landmarks, so training on them needs no detector (mediapipe does
+detect them as well; see ``synthetic``).
 """
 from __future__ import annotations
 
