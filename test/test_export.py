@@ -80,9 +80,6 @@ def test_probabilities_output_puts_softmax_in_the_graph(tmp_path):
         np.testing.assert_allclose(out, torch.softmax(model(torch.from_numpy(faces)), -1).numpy(), atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, raises=Exception,
-                   reason="networks/ensemble.py compares member widths as a set of shapes, which are tensors while "
-                          "tracing (ConfigError 'disagree ... [tensor(7), tensor(7)]'); fix there: int(p.shape[-1])")
 def test_ensemble_exports_as_one_probability_graph(tmp_path):
     from fer_ros_training.networks.ensemble import ProbabilityEnsemble
 

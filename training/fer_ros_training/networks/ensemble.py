@@ -34,7 +34,7 @@ class ProbabilityEnsemble(nn.Module):
             out = member(*inputs, **named)
             already = getattr(member, "probabilities", False) is True
             probs.append(out if already else torch.softmax(out, dim=-1))
-        widths = {p.shape[-1] for p in probs}
+        widths = {int(p.shape[-1]) for p in probs}
         if len(widths) != 1:
             raise ConfigError(f"ensemble members disagree on the number of classes: {sorted(widths)}")
         return torch.stack(probs, dim=0).mean(dim=0)
