@@ -353,7 +353,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
     mode = cfg.monitor_mode if len(val_ds) else "max"
     stopped_early = False
     last_path, best_path = run_dir / CHECKPOINT_LAST, run_dir / CHECKPOINT_BEST
-    epoch = start_epoch
+    completed = start_epoch
     try:
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
             if stop_after is not None and epoch > stop_after:
@@ -396,6 +396,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
                 save_checkpoint(last_path, state)
                 if is_best:
                     save_checkpoint(best_path, state)
+            completed = epoch
             if cfg.early_stopping and bad_epochs >= cfg.early_stopping:
                 LOG.info("early stop: %s has not improved for %d epochs (best %.4g at epoch %d)", monitor_key,
                          bad_epochs, best, best_epoch)
@@ -404,7 +405,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
     finally:
         if log is not None:
             log.close()
-    result = TrainResult(run_dir, best_path, last_path, best, best_epoch, epoch, stopped_early,
+    result = TrainResult(run_dir, best_path, last_path, best, best_epoch, completed, stopped_early,
                          list(log.rows) if log else [])
     if dist.is_main:
         bad.write_csv(run_dir / "bad_input.csv")
@@ -414,7 +415,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
             result.test = evaluate_split(best_model, make_dataset(cfg, test_split, train=False), cfg, device,
                                          progress, "test")
         summary = {"name": cfg.name, "network": cfg.network.name, "best_epoch": best_epoch,
-                   f"best_{monitor_key}": best, "epochs_run": epoch, "stopped_early": stopped_early,
+                   f"best_{monitor_key}": best, "epochs_run": completed, "stopped_early": stopped_early,
                    "test": result.test, "items": data.counts(), "bad_input": bad.counts()}
         (run_dir / "summary.yaml").write_text(yaml.safe_dump(_plain(summary), sort_keys=False))
     if dist.enabled:

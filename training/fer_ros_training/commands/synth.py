@@ -1,7 +1,7 @@
 """``fer-ros synth KIND OUT``: write a synthetic expression data set (images, clips or a FER2013 CSV).
 
 The drawn faces differ by class in mouth, brows and eyes; the files follow docs/formats.md, with ``faces.csv``
-giving each face's box and landmarks (mediapipe does not detect drawings).
+giving each face's box and landmarks (so no detector is needed to train on them).
 """
 from __future__ import annotations
 
