@@ -18,7 +18,8 @@ the same), scores the best checkpoint on the test split and measures its cost. I
 Robustness perturbations act on the aligned uint8 test crops, before the runtime's normalisation: a black bar over
 both eyes or over the mouth (placed from the face's five landmarks; faces without landmarks are left out of these two
 columns and counted), and every pixel scaled by ``DARK_GAIN`` or ``BRIGHT_GAIN``. Training seconds per epoch are the
-trainer's own epoch times (training pass plus the validation pass), averaged over the epochs run.
+trainer's own epoch times (training pass plus the validation pass), the median over the epochs run (robust to a
+machine shared with other jobs).
 """
 from __future__ import annotations
 
@@ -210,7 +211,7 @@ def evaluate_model(cfg, out: Path, retrain: bool, repeats: int, threads: int) ->
     from fer_ros_training.export.onnx_export import export_model
     from fer_ros_training.flops import count_flops
     from fer_ros_training.networks import count_parameters, network_spec
-    from fer_ros_training.trainer import load_checkpoint, load_data, model_from_checkpoint
+    from fer_ros_training.trainer import CHECKPOINT_LAST, load_checkpoint, load_data, model_from_checkpoint
 
     kind = network_spec(cfg.network.name).kind
     if kind != "image":
@@ -221,9 +222,9 @@ def evaluate_model(cfg, out: Path, retrain: bool, repeats: int, threads: int) ->
     if test is None or not test.labels:
         raise ConfigError(f"{cfg.name}: the data set has no test split to score on (data.split.test, split.csv)")
     best = train_or_load(cfg, out / "runs" / cfg.name, retrain, data)
-    ckpt = load_checkpoint(best)
-    model, _ = model_from_checkpoint(ckpt)
-    history = list(ckpt.get("history") or [])
+    model, _ = model_from_checkpoint(load_checkpoint(best))
+    last = best.with_name(CHECKPOINT_LAST)  # best.pt's history stops at the best epoch; last.pt has every epoch
+    history = list(load_checkpoint(last if last.is_file() else best).get("history") or [])
     transform = eval_preset(cfg.input)
     report, robust, unmarked = score(model, test.faces, test.labels, transform, cfg.labels)
 
@@ -238,7 +239,7 @@ def evaluate_model(cfg, out: Path, retrain: bool, repeats: int, threads: int) ->
     return ModelResult(
         name=cfg.name, network=cfg.network.name, input=f"{cfg.input.height}x{cfg.input.width} {cfg.input.color}",
         parameters=count_parameters(model), gflops=flops.gflops(), onnx_mb=path.stat().st_size / 1e6,
-        cpu_ms=cpu_ms, gpu_ms=gpu_ms, train_seconds_per_epoch=statistics.mean(seconds) if seconds else float("nan"),
+        cpu_ms=cpu_ms, gpu_ms=gpu_ms, train_seconds_per_epoch=statistics.median(seconds) if seconds else float("nan"),
         epochs=len(history), loss=loss_kind(model), accuracy=report.accuracy, macro_f1=report.macro_f1,
         per_class={n: float(v) for n, v in zip(cfg.labels, report.per_class_accuracy)}, robustness=robust,
         test_faces=len(test.labels), without_landmarks=unmarked, checkpoint=str(best))
@@ -310,7 +311,7 @@ def _grouped_bars(plt, results: list[ModelResult], groups: list[str], values, ti
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups)
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend()
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the bars, not on them
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
