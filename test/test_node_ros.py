@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -98,11 +99,20 @@ def ros_context():
 
 
 def start_node(compressed: bool, emotions_topic: str = "/emotions", **params) -> subprocess.Popen:
+    """The installed node; its output goes to a temporary file (an unread pipe would fill and block the node)."""
     cmd = graph.node_command(graph.default_params_file(), remap={
         "image": "/cam/image", "image/compressed": "/cam/image/compressed", "emotions": emotions_topic},
         params={"compressed": compressed, **params})
-    return graph.start(cmd, graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])),
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = graph.start(cmd, graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])), stdout=log,
+                       stderr=subprocess.STDOUT, text=True)
+    proc.log = log
+    return proc
+
+
+def node_output(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +223,7 @@ def test_sigint_stops_the_node_cleanly(ros_context):
         harness.send_until_answered(lambda: array_to_image(one_face().rgb, "rgb8"))
     finally:
         harness.close()
-    assert graph.stop(proc) == 0, proc.stdout.read()
+    assert graph.stop(proc) == 0, node_output(proc)
 
 
 def test_compressed_input(ros_context):
@@ -241,10 +251,11 @@ def test_compressed_input(ros_context):
 def test_bad_configuration_stops_start_up_with_a_message(params, expected):
     proc = start_node(False, **params)
     try:
-        out, _ = proc.communicate(timeout=STARTUP_TIMEOUT_S)
+        proc.wait(timeout=STARTUP_TIMEOUT_S)
     finally:
         if proc.poll() is None:
             graph.stop(proc)
+    out = node_output(proc)
     assert proc.returncode not in (0, None)
     assert "FATAL" in out and expected in out, out
 
