@@ -185,3 +185,29 @@ def test_ddp_through_torchrun_on_one_cpu_process(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
     assert ckpt["epoch"] == 1 and not any(k.startswith("module.") for k in ckpt["model"])
+
+
+def test_multi_input_fusion_network_trains(tmp_path):
+    """The fusion network's three inputs (gray crop, 68 mesh landmarks, HOG) flow through the trainer."""
+    from fer_ros_training import features
+
+    raw = _quick(tmp_path, epochs=1)
+    raw.update(name="fusion_quick", network={"name": "fusion"},
+               input={"height": 48, "width": 48, "color": "gray", "mean": [0.5], "std": [0.5]},
+               optimizer={"name": "adam", "lr": 1e-3})
+    before = features.FUSION_LANDMARK_STATS.meshed
+    result = train(config_from_dict(raw), run_dir=tmp_path / "run", progress=False)
+    assert result.epochs_run == 1 and result.history[0]["train_loss"] > 0
+    assert features.FUSION_LANDMARK_STATS.meshed > before  # the mesh found the drawn faces in the crops
+
+
+def test_landmark_regression_head_is_trained(tmp_path):
+    raw = _quick(tmp_path, epochs=2, landmark_loss_weight=1.0)
+    raw.update(name="resnet_lm", network={"name": "resnet18", "kwargs": {"landmark_points": 5, "widths": [8, 16, 32, 64],
+                                                                         "layers": [1, 1, 1, 1]}})
+    result = train(config_from_dict(raw), run_dir=tmp_path / "run", progress=False)
+    first = load_checkpoint(result.last_checkpoint)["model"]
+    assert any(k.startswith("landmark_head") for k in first)
+    raw["network"]["kwargs"]["landmark_points"] = 3
+    with pytest.raises(ValueError, match="landmark_points=5"):
+        train(config_from_dict(raw), run_dir=tmp_path / "bad", progress=False)

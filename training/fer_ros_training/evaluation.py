@@ -183,19 +183,44 @@ def write_table(rows: list[dict[str, object]], csv_path: Path, md_path: Path | N
 
 # --- Grad-CAM -------------------------------------------------------------------------------------------------------
 def last_conv(model: nn.Module) -> nn.Module:
-    """The last ``Conv2d`` registered in the model (its deepest spatial features, for Grad-CAM)."""
+    """The last ``Conv2d`` registered in the model."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     if not convs:
         raise ValueError("the network has no Conv2d layer for Grad-CAM")
     return convs[-1]
 
 
+def cam_layer(model: nn.Module, inputs) -> nn.Module:
+    """The module that last produces a spatial (N, C, H, W) map with H * W > 1 in a forward pass.
+
+    That is the deepest rectified feature map (e.g. a ResNet's ``layer4`` after its final ReLU), where Grad-CAM is
+    meant to look; a bare last convolution would give pre-activation maps whose negative values flip the sign.
+    """
+    order: list[nn.Module] = []
+
+    def record(module, _inp, out):
+        if isinstance(out, torch.Tensor) and out.dim() == 4 and out.shape[-1] * out.shape[-2] > 1:
+            order.append(module)
+
+    handles = [m.register_forward_hook(record) for m in model.modules() if m is not model]
+    try:
+        with torch.no_grad():
+            forward(model.eval(), inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    if not order:
+        raise ValueError("the network produces no spatial feature map for Grad-CAM")
+    return order[-1]
+
+
 def grad_cam(model: nn.Module, inputs, target: torch.Tensor, layer: nn.Module | None = None) -> np.ndarray:
     """Grad-CAM maps in [0, 1] for one batch, upsampled to the input size: (N, H, W), or (N*T, H, W) for clips.
 
+    ``layer`` defaults to :func:`cam_layer`.
     Weights are the spatial means of d logit[target] / d activation; the map is ReLU of the weighted sum.
     """
-    layer = layer or last_conv(model)
+    layer = layer or cam_layer(model, inputs)
     store: dict[str, torch.Tensor] = {}
 
     def keep(_m, _i, out):
