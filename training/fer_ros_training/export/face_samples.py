@@ -26,13 +26,11 @@ import numpy as np
 from fer_ros.datatypes import Detection
 from fer_ros.errors import ConfigError
 from fer_ros.model_card import ModelCard
+# The astronaut's known face box and landmarks: the built-in samples need no detector run.
+from fer_ros.samples import ASTRONAUT_FACE_BOX, ASTRONAUT_LANDMARKS
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")  # what faces_from_folder reads; others are not images
 FACE_MODES = ("detect", "crops")  # full frames with faces to find | images that already are face crops
-# The astronaut's face in the 512x512 portrait (x0, y0, x1, y1) and its five landmarks in fer_ros order, measured
-# with mediapipe on the original; used so the built-in samples need no detector run.
-ASTRONAUT_FACE_BOX = (177.6, 82.9, 273.0, 178.2)
-ASTRONAUT_LANDMARKS = ((204.2, 102.3), (247.1, 104.4), (224.1, 131.2), (201.8, 139.5), (245.9, 142.2))
 # Box jitter of the built-in astronaut variants: fraction of the face width moved / scaled, and tilt in degrees.
 # Small enough that every crop still shows the whole face, large enough that no two inputs are alike.
 JITTER_SHIFT = 0.08
