@@ -124,8 +124,12 @@ def check_models() -> list[Check]:
         card = resolve_model("mini_xception_fer2013")
         out.append(Check("default model", f"{card.id} ({card.architecture}, {card.input.height}x{card.input.width} "
                                           f"{card.input.color}) at {card.directory}", True))
-        for engine, meta in find_engines():
+        engines = list(find_engines())
+        for engine, meta in engines:
             out.append(Check("engine", f"{engine}: {meta}", True))
+        if not engines:
+            out.append(Check("engines", "none (build them on the robot: fer-ros build-engine, see models/README.md)",
+                             True))
     except Exception as exc:
         out.append(Check("models", f"{type(exc).__name__}: {exc}", False, "fer-ros convert-default-model"))
     return out
