@@ -35,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def print_summary(report: dict, out: Path, stream=sys.stdout) -> None:
     """The headline figures, the same for eval-bag and replay."""
     m = report["messages"]
-    print(f"messages: {m['total']} total, {m['processed']} processed, {m['dropped']} dropped "
-          f"{m['dropped_reasons'] or ''}, {m['unreadable']} unreadable {m['unreadable_reasons'] or ''}", file=stream)
+    def reasons(counts: dict) -> str:
+        return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+
+    print(f"messages: {m['total']} total, {m['processed']} processed, {m['dropped']} dropped"
+          f"{reasons(m['dropped_reasons'])}, {m['unreadable']} unreadable{reasons(m['unreadable_reasons'])}",
+          file=stream)
     if report.get("accuracy") is not None:
         s = report["scoring"]
         print(f"accuracy {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f} on {s['scored']} of "

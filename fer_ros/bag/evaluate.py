@@ -72,6 +72,7 @@ class EvalRun:
     # wall time: setup (bag open, models loaded), loop (all messages), and within the loop read, decode, pipeline, write
     seconds: dict[str, float] = field(default_factory=dict)
     unknown_params: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # mode-specific details (live: answers matching nothing...)
 
 
 class TrackSmoother:

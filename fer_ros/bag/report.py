@@ -124,6 +124,7 @@ def build_report(run: EvalRun, meta: dict[str, Any]) -> dict[str, Any]:
             "seconds": run.seconds,
         },
         "output_bag": str(run.output_bag) if run.output_bag else None,
+        "details": run.extra,
     })
     return report
 
@@ -175,6 +176,14 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
               f"- label changes per second (all tracks): {_fmt(fl['with_smoothing']['changes_per_s'])} with smoothing "
               f"{fl['smoothing']}, {_fmt(without['changes_per_s']) if without else 'n/a'} without",
               "", f"Throughput: {_fmt(report['throughput']['frames_per_s'], 1)} messages/s.", ""]
+    c = report.get("comparison_with_offline")
+    if c:
+        lines += ["## Live against offline", "",
+                  f"- frames both processed: {c['frames_both_processed']}, with the same labels: "
+                  f"{c['frames_same_labels']} (faces: {c['faces_same_label']} of {c['faces_compared']}); largest "
+                  f"probability difference {_fmt(c['max_probability_difference'], 6)}",
+                  f"- live dropped {c['live_dropped']} {c['live_dropped_reasons'] or ''}; processed only live "
+                  f"{c['processed_live_only']}, only offline {c['processed_offline_only']}", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
 
