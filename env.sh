@@ -15,5 +15,7 @@ export COLCON_CURRENT_PREFIX="$_fer_repo/install"  # silences colcon's setup scr
 export PYTHONPATH="$_fer_repo:$_fer_repo/training${PYTHONPATH:+:$PYTHONPATH}"
 export ROS_AUTOMATIC_DISCOVERY_RANGE=${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}
 export ROS_LOCALHOST_ONLY=${ROS_LOCALHOST_ONLY:-1}
+# Shared memory large enough for 640x480 frames, UDP on loopback only (see the file for why).
+export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_fer_repo/config/fastdds_localhost.xml}
 export FER_ROS_REPO="$_fer_repo"
 unset _fer_repo

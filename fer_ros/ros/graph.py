@@ -23,7 +23,22 @@ def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) ->
     env["ROS_LOCALHOST_ONLY"] = "1"
     env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.SystemRandom().randint(1, 101))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    profile = fastdds_profile()
+    if profile is not None:
+        env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(profile))
     return env
+
+
+def fastdds_profile() -> Path | None:
+    """config/fastdds_localhost.xml: shared memory big enough for camera frames, UDP on loopback only."""
+    here = Path(__file__).resolve().parents[2] / "config" / "fastdds_localhost.xml"
+    if here.is_file():
+        return here
+    try:
+        installed = package_prefix() / "share" / "fer_ros" / "config" / "fastdds_localhost.xml"
+    except FileNotFoundError:
+        return None
+    return installed if installed.is_file() else None
 
 
 def package_prefix() -> Path:
