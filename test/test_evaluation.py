@@ -107,12 +107,14 @@ def test_evaluate_command_on_a_fan_checkpoint(tmp_path, capsys):
     assert "accuracy" in out and "mouth_occluded" in out and (tmp_path / "e" / "gradcam.png").is_file()
 
 
-def test_occluding_the_mouth_hurts_a_mouth_reader(tmp_path):
-    """On the trained tiny RMN (a real, accurate model) the mouth band costs more accuracy than the clean score."""
-    ckpt = tiny_checkpoint("rmn", root=tmp_path.parent / "fer_ros_tiny_eval")
+def test_occluding_the_mouth_hurts_a_mouth_reader(tmp_path, tmp_path_factory):
+    """On the trained tiny RMN (a real, accurate model) covering the mouth or the eyes costs accuracy."""
+    ckpt = tiny_checkpoint("rmn", root=tmp_path_factory.getbasetemp() / "fer_ros_tiny")  # shared with test_training
     report = evaluate_checkpoint(ckpt, tmp_path / "eval", tta=2, gradcam=8, progress=False)
     clean, mouth = report.robustness["clean"].accuracy, report.robustness["mouth_occluded"].accuracy
-    assert clean > 0.5 and mouth < clean
+    eyes = report.robustness["eyes_occluded"].accuracy
+    assert clean > 0.5 and mouth < clean and eyes < clean
+    assert report.tta is not None and report.tta.count == report.single.count
 
 
 test_occluding_the_mouth_hurts_a_mouth_reader = pytest.mark.slow(test_occluding_the_mouth_hurts_a_mouth_reader)
