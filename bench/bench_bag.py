@@ -7,8 +7,9 @@ Writes a bag of a synthetic clip (the public-domain astronaut, 640x480, 30 Hz) i
 2. the pipeline alone on the already decoded frames (a fresh pipeline, as eval-bag builds it),
 3. building, serializing and writing the EmotionArray output bag for those results,
 4. the whole offline evaluation loop (``run_offline``; model loading excluded, reported apart).
-Each is run ``--repeat`` times and the fastest run counts. Prints frames/s of each and the ratio eval / (1 + 2 + 3): the target is <= 1.05 (nothing but the parts, within
-timing noise). Run it alone: the machine's two cores are shared.
+Each is run ``--repeat`` times and the fastest run counts. Prints frames/s of each and the ratio
+eval / (1 + 2 + 3): the target is <= 1.05 (nothing but the parts, within timing noise). Run it alone: the
+machine's two cores are shared.
 """
 from __future__ import annotations
 

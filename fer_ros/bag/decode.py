@@ -16,7 +16,7 @@ and rclpy's alike). Three reasons make a message unreadable, and each is counted
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -73,6 +73,16 @@ def _buffer(data: Any) -> np.ndarray:
     return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
 
 
+def _convert(convert: Callable[[Any], tuple[np.ndarray, str]], msg: Any) -> tuple[np.ndarray, str]:
+    """The node's conversion, its errors classified (what the checks before it did not already catch)."""
+    try:
+        return convert(msg)
+    except UnsupportedEncodingError as exc:
+        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
+    except (InvalidFrameError, ValueError) as exc:
+        raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
+
+
 def decode_raw_image(msg: Any) -> tuple[np.ndarray, str]:
     """``sensor_msgs/Image`` fields -> (array, colour) as fer_node converts them; raises UnreadableMessage."""
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
@@ -89,12 +99,7 @@ def decode_raw_image(msg: Any) -> tuple[np.ndarray, str]:
     if size < step * height:
         raise UnreadableMessage(REASON_TRUNCATED, f"{size} bytes, {encoding} {width}x{height} with step {step} "
                                 f"needs {step * height}")
-    try:
-        return image_to_array(msg)
-    except UnsupportedEncodingError as exc:
-        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
-    except (InvalidFrameError, ValueError) as exc:
-        raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
+    return _convert(image_to_array, msg)
 
 
 def decode_compressed_image(msg: Any) -> tuple[np.ndarray, str]:
@@ -112,12 +117,7 @@ def decode_compressed_image(msg: Any) -> tuple[np.ndarray, str]:
     elif head.startswith(_PNG_MAGIC):
         if _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
             raise UnreadableMessage(REASON_TRUNCATED, f"PNG of {data.size} bytes has no IEND chunk")
-    try:
-        return compressed_to_array(msg)
-    except UnsupportedEncodingError as exc:
-        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
-    except (InvalidFrameError, ValueError) as exc:
-        raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
+    return _convert(compressed_to_array, msg)
 
 
 def decode_image(msg: Any) -> DecodedImage:

@@ -12,7 +12,6 @@ flicker of both goes into the report.
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +29,6 @@ from fer_ros.datatypes import FaceResult, FrameResult
 from fer_ros.errors import FrameError
 from fer_ros.temporal import EmaSmoother
 
-LOG = logging.getLogger("fer_ros.bag")
 OUTPUT_BAG_NAME = "emotions"  # DIR/emotions: the output bag's folder inside the report directory
 OUTPUT_TOPIC = "/emotions"  # the node's output topic, resolved in the root namespace
 DROP_RATE_LIMITED = "rate_limited"  # max_rate > 0 skipped the frame (emulated on header stamps)

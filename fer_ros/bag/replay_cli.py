@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
             node = _start_node(args, topic, compressed)
         options = ReplayOptions(bag=args.bag, topic=args.topic, out_dir=args.out, publish_topic=topic,
                                 emotions_topic=args.emotions_topic, rate=args.rate, lockstep=args.lockstep,
-                                frame_timeout_s=args.frame_timeout, retries=args.retries, wait_s=args.wait, linger_s=args.linger,
+                                frame_timeout_s=args.frame_timeout, retries=args.retries, wait_s=args.wait,
+                                linger_s=args.linger,
                                 labels_file=args.labels, label_topic=args.label_topic,
                                 params_file=args.params_file, format_version=args.format_version,
                                 storage=args.storage)
