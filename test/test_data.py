@@ -303,3 +303,76 @@ def test_crop_face_is_the_function_used(images):
     face = FaceCache(CropRecipe(48, 48, "rgb", 1.25, True), bad, None, ann).align_image(
         ImageItem(0, "train", key, FrameRef(images / key)))
     assert np.array_equal(face.crop, crop_face(rgb, a.box, a.landmarks, 48, 48, scale=1.25, rotate=True))
+
+
+# --- landmarks follow the augmentation ------------------------------------------------------------------------------
+# Five landmarks at pixel centres (continuous coordinates), deliberately asymmetric, and one colour per point.
+DOT_POINTS = np.array([[20.5, 22.5], [41.5, 25.5], [30.5, 36.5], [23.5, 47.5], [42.5, 45.5]], np.float32)
+DOT_COLORS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255]], np.uint8)
+DOT_RADIUS = 3  # pixels: large enough to survive a rotated, zoomed bilinear resample
+
+
+def _dotted_face():
+    from fer_ros_training.data.face_cache import AlignedFace
+
+    crop = np.full((64, 64, 3), 128, np.uint8)
+    for (x, y), color in zip(DOT_POINTS, DOT_COLORS):
+        cv2.circle(crop, (int(x), int(y)), DOT_RADIUS, tuple(int(c) for c in color), -1)
+    return AlignedFace(crop, DOT_POINTS.copy())
+
+
+def _color_under(image_chw, point_01):
+    """uint8 colour of the pixel under a [0, 1]-normalised landmark of a normalised (C, H, W) input (mean/std 0.5)."""
+    img = np.clip((np.asarray(image_chw).transpose(1, 2, 0) * 0.5 + 0.5) * 255, 0, 255)
+    x, y = np.asarray(point_01) * (img.shape[1], img.shape[0])
+    return img[int(np.floor(y)), int(np.floor(x))]
+
+
+@pytest.mark.parametrize("hflip", [0.0, 1.0])
+def test_landmarks_land_on_their_dots_after_augmentation(hflip):
+    from fer_ros_training.data.transforms import FIVE_POINT_MIRROR
+
+    face = _dotted_face()
+    cfg = AugmentConfig(hflip=hflip, rotation=25, translate=0.1, scale=0.1, brightness=0, contrast=0)
+    images = FaceImageDataset([face], [0], train_preset(SPEC, cfg), train=True, seed=5)
+    clips = ClipDataset([[face] * 4], [0], train_preset(SPEC, cfg), segments=3, train=True, seed=5)
+    order = FIVE_POINT_MIRROR if hflip else tuple(range(5))
+    moved = 0.0
+    for epoch in range(1, 7):  # six different draws
+        images.set_epoch(epoch)
+        clips.set_epoch(epoch)
+        for image, sample in ((images[0]["input"], images[0]), (clips[0]["input"][0][1], clips[0])):
+            lm = sample["landmarks"].numpy()
+            assert sample["has_landmarks"]
+            for i in range(5):
+                # point i sits on a dot, and on the dot of the face part it names in the new image: after a flip
+                # the image-left eye is the subject's other eye, drawn in the other eye's colour
+                got = _color_under(image.numpy(), lm[i])
+                assert np.abs(got - DOT_COLORS[order[i]]).max() < 60, (epoch, i, got)
+            left_eye, right_eye = lm[0] * 64, lm[1] * 64
+            assert left_eye[0] < right_eye[0] and lm[3][0] < lm[4][0]  # "image-left" still means left
+            moved = max(moved, float(np.abs(lm * 64 - DOT_POINTS).max()))
+    assert moved > 5  # the draws really moved the points
+
+
+def test_68_point_mirror_follows_the_face_mesh_on_a_flipped_real_face():
+    from skimage import data as skdata
+
+    from fer_ros_training.data.datasets import augmented_face
+    from fer_ros_training.data.face_cache import AlignedFace
+    from fer_ros_training.data.transforms import AugmentDraw
+    from fer_ros_training.features import crop_mesh_points, mesh_to_ibug68
+
+    crop = cv2.resize(np.ascontiguousarray(skdata.astronaut()[20:260, 100:340]), (128, 128),
+                      interpolation=cv2.INTER_AREA)
+    face = AlignedFace(crop, None)
+    face.landmarks68 = mesh_to_ibug68(crop_mesh_points(crop))
+    draw = AugmentDraw(128, 128, flip=True)
+    flipped = draw.apply(crop[None])[0]
+    moved = augmented_face(face, flipped, draw).landmarks68
+    seen = mesh_to_ibug68(crop_mesh_points(flipped))  # what the mesh finds on the flipped face
+    err = np.linalg.norm(moved - seen, axis=1)
+    unswapped = np.linalg.norm(np.column_stack([128 - face.landmarks68[:, 0], face.landmarks68[:, 1]]) - seen, axis=1)
+    eye_distance = float(np.linalg.norm(seen[36] - seen[45]))
+    assert err.max() < 0.15 * eye_distance, err.max()
+    assert unswapped.max() > 0.5 * eye_distance  # without the mirror table the points would sit on the other side

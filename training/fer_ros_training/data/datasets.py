@@ -2,7 +2,8 @@
 
 Each sample is a dict: ``input`` (what the network's forward takes: a tensor, a ``(clips, mask)`` pair or a dict of
 named tensors), ``label`` (int) and ``landmarks`` (5, 2) in [0, 1] crop coordinates with ``has_landmarks`` (for the
-optional landmark-regression head and the occlusion test). Randomness comes from a generator seeded by (seed, epoch,
+optional landmark-regression head and the occlusion test). The landmarks go through the same augmentation draw as
+the image (a flip also swaps left and right points), so they stay on the face the network sees. Randomness comes from a generator seeded by (seed, epoch,
 index), so a sample is the same whatever the worker count, and a resumed run sees exactly the data an uninterrupted
 one would have seen.
 """
@@ -16,16 +17,27 @@ from torch.utils.data import Dataset
 
 from fer_ros_training.data.clips import DEFAULT_SEGMENTS, segment_indices
 from fer_ros_training.data.face_cache import AlignedFace
-from fer_ros_training.data.transforms import FaceTransform
+from fer_ros_training.data.transforms import AugmentDraw, FaceTransform
 
 NUM_FACE_POINTS = 5  # landmarks kept with every aligned face (fer_ros.datatypes order)
 
 
-def _landmark_target(face: AlignedFace) -> tuple[torch.Tensor, bool]:
+def _landmark_target(face: AlignedFace, draw: AugmentDraw) -> tuple[torch.Tensor, bool]:
+    """The face's five landmarks where ``draw`` puts them, in [0, 1] crop coordinates (zeros and False if unknown)."""
     h, w = face.crop.shape[:2]
     if face.landmarks is None:
         return torch.zeros(NUM_FACE_POINTS, 2), False
-    return torch.from_numpy(face.landmarks / np.array([w, h], np.float32)).float(), True
+    return torch.from_numpy(draw.apply_points(face.landmarks) / np.array([w, h], np.float32)).float(), True
+
+
+def augmented_face(face: AlignedFace, crop: np.ndarray, draw: AugmentDraw) -> AlignedFace:
+    """``face`` as ``draw`` made it: the augmented ``crop`` with its landmarks (and any known ``landmarks68``, which
+    the fusion inputs read) moved alike."""
+    moved = AlignedFace(crop, None if face.landmarks is None else draw.apply_points(face.landmarks))
+    known68 = getattr(face, "landmarks68", None)
+    if known68 is not None:
+        moved.landmarks68 = draw.apply_points(known68)
+    return moved
 
 
 class _EpochSeeded(Dataset):
@@ -62,15 +74,14 @@ class FaceImageDataset(_EpochSeeded):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         face = self.faces[index]
-        rng = self.rng(index)
-        crops = face.crop[None]
-        if self.extra_inputs is None:
-            x: Any = torch.from_numpy(self.transform(crops, rng)[0])
-        else:
-            crops = self.transform.augment_crops(crops, rng)
-            x = {"image": torch.from_numpy(self.transform.normalize(crops)[0])}
-            x.update(self.extra_inputs(crops[0], face))
-        lm, has = _landmark_target(face)
+        h, w = face.crop.shape[:2]
+        draw = self.transform.draw(self.rng(index), h, w)
+        crops = draw.apply(face.crop[None])
+        x: Any = torch.from_numpy(self.transform.normalize(crops)[0])
+        if self.extra_inputs is not None:
+            x = {"image": x}
+            x.update(self.extra_inputs(crops[0], augmented_face(face, crops[0], draw)))
+        lm, has = _landmark_target(face, draw)
         return {"input": x, "label": self.labels[index], "landmarks": lm, "has_landmarks": has}
 
 
@@ -94,7 +105,8 @@ class ClipDataset(_EpochSeeded):
         rng = self.rng(index)
         idx, mask = segment_indices(len(faces), self.segments, rng)
         crops = np.stack([faces[i].crop for i in idx])
-        frames = torch.from_numpy(self.transform(crops, rng))
-        lm, has = _landmark_target(faces[int(idx[len(idx) // 2])])
+        draw = self.transform.draw(rng, crops.shape[1], crops.shape[2])
+        frames = torch.from_numpy(self.transform.normalize(draw.apply(crops)))
+        lm, has = _landmark_target(faces[int(idx[len(idx) // 2])], draw)
         return {"input": (frames, torch.from_numpy(mask)), "label": self.labels[index], "landmarks": lm,
                 "has_landmarks": has}
