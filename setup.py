@@ -13,7 +13,7 @@ setup(
     packages=find_packages(include=["fer_ros", "fer_ros.*"])
     + find_packages("training", include=["fer_ros_training", "fer_ros_training.*"]),
     package_dir={"fer_ros_training": "training/fer_ros_training"},
-    package_data={"fer_ros": ["py.typed"]},
+    package_data={"fer_ros": ["bag/*.xml"]},
     install_requires=[
         "numpy>=1.23,<2",
         "protobuf>=4.25.3,<5",

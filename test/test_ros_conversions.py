@@ -12,8 +12,9 @@ from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from fer_ros.datatypes import FaceResult, FrameResult  # noqa: E402
 from fer_ros.errors import InvalidFrameError  # noqa: E402
-from fer_ros.ros.conversions import (UnsupportedEncodingError, array_to_compressed, array_to_image,  # noqa: E402
-                                     compressed_to_array, image_to_array, result_to_msg)
+from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingError,  # noqa: E402
+                                     array_to_compressed, array_to_image, compressed_to_array, image_to_array,
+                                     result_to_msg)
 from fer_ros.samples import one_face  # noqa: E402
 
 
@@ -69,6 +70,19 @@ def test_compressed_round_trip(rgb, fmt):
     assert color == "bgr" and frame.shape == bgr.shape
     diff = np.abs(frame.astype(int) - bgr.astype(int)).mean()
     assert diff < (0.01 if fmt == "png" else 4.0)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_truncated_compressed_image_is_refused(rgb, fmt):
+    msg = array_to_compressed(rgb[:, :, ::-1], fmt)
+    msg.data = msg.data[: int(len(msg.data) * 0.7)]
+    with pytest.raises(TruncatedImageError, match="truncated"):
+        compressed_to_array(msg)
+
+
+def test_compressed_depth_is_not_a_colour_image():
+    with pytest.raises(UnsupportedEncodingError):
+        compressed_to_array(CompressedImage(format="16UC1; compressedDepth png", data=b"\x89PNG\r\n\x1a\n"))
 
 
 def test_corrupt_compressed_image_is_a_frame_error(rgb):

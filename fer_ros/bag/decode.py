@@ -2,7 +2,7 @@
 
 Pixels are converted by the node's own functions (``fer_ros.ros.conversions``: ``image_to_array``,
 ``compressed_to_array``), so the offline evaluator feeds the pipeline exactly what fer_node would; this module adds
-the classification the reports need. Works on any object with the sensor_msgs field names (rosbags' message classes
+the classification the reports need (from the conversions' exception types). Works on any object with the sensor_msgs field names (rosbags' message classes
 and rclpy's alike). Three reasons make a message unreadable, and each is counted, never silently skipped:
 
 - ``corrupt``: the CDR bytes do not deserialize, the fields contradict each other (zero size, row stride shorter
@@ -21,21 +21,13 @@ from typing import Any, Callable
 import numpy as np
 
 from fer_ros.errors import InvalidFrameError
-from fer_ros.ros.conversions import (SUPPORTED_ENCODINGS, UnsupportedEncodingError, compressed_to_array,
+from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingError, compressed_to_array,
                                      image_to_array)
 
 REASON_CORRUPT = "corrupt"
 REASON_UNSUPPORTED = "unsupported_encoding"
 REASON_TRUNCATED = "truncated"
 UNREADABLE_REASONS = (REASON_CORRUPT, REASON_UNSUPPORTED, REASON_TRUNCATED)
-
-_JPEG_MAGIC = b"\xff\xd8\xff"
-_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-_JPEG_END = b"\xff\xd9"
-_PNG_END = b"IEND"
-JPEG_TRAILER_BYTES = 64  # the end-of-image marker is searched this far from the end (some encoders pad with zeros)
-PNG_TRAILER_BYTES = 12  # IEND chunk: 4 length + 4 type + 4 CRC, always the last bytes of a complete PNG
-_UNSUPPORTED_COMPRESSED = ("compresseddepth", "h264", "h265", "hevc", "theora", "ffmpeg", "av1", "vp8", "vp9")
 
 
 class UnreadableMessage(InvalidFrameError):
@@ -67,56 +59,25 @@ class DecodedImage:
         return self.stamp_sec * 1_000_000_000 + self.stamp_nanosec
 
 
-def _buffer(data: Any) -> np.ndarray:
-    if isinstance(data, np.ndarray):
-        return data.view(np.uint8).reshape(-1)
-    return np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
-
-
 def _convert(convert: Callable[[Any], tuple[np.ndarray, str]], msg: Any) -> tuple[np.ndarray, str]:
     """The node's conversion, its errors classified (what the checks before it did not already catch)."""
     try:
         return convert(msg)
     except UnsupportedEncodingError as exc:
         raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
+    except TruncatedImageError as exc:
+        raise UnreadableMessage(REASON_TRUNCATED, str(exc)) from exc
     except (InvalidFrameError, ValueError) as exc:
         raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
 
 
 def decode_raw_image(msg: Any) -> tuple[np.ndarray, str]:
-    """``sensor_msgs/Image`` fields -> (array, colour) as fer_node converts them; raises UnreadableMessage."""
-    height, width, step = int(msg.height), int(msg.width), int(msg.step)
-    encoding = str(msg.encoding)
-    if encoding.lower() not in SUPPORTED_ENCODINGS:
-        raise UnreadableMessage(REASON_UNSUPPORTED, f"encoding '{encoding}' (fer_node takes "
-                                f"{', '.join(sorted(SUPPORTED_ENCODINGS))})")
-    if height <= 0 or width <= 0:
-        raise UnreadableMessage(REASON_CORRUPT, f"image has zero size ({width}x{height})")
-    channels = SUPPORTED_ENCODINGS[encoding.lower()][0]
-    if step < width * channels:
-        raise UnreadableMessage(REASON_CORRUPT, f"step {step} < {width * channels} bytes per {encoding} row")
-    size = _buffer(msg.data).size
-    if size < step * height:
-        raise UnreadableMessage(REASON_TRUNCATED, f"{size} bytes, {encoding} {width}x{height} with step {step} "
-                                f"needs {step * height}")
+    """``sensor_msgs/Image`` fields -> (array, colour) exactly as fer_node converts them; raises UnreadableMessage."""
     return _convert(image_to_array, msg)
 
 
 def decode_compressed_image(msg: Any) -> tuple[np.ndarray, str]:
-    """``sensor_msgs/CompressedImage`` (JPEG or PNG, the image_transport formats) -> (BGR array, "bgr")."""
-    fmt = str(msg.format).lower()
-    data = _buffer(msg.data)
-    if any(name in fmt for name in _UNSUPPORTED_COMPRESSED):
-        raise UnreadableMessage(REASON_UNSUPPORTED, f"compressed format '{msg.format}' (fer_node takes jpeg, png)")
-    if data.size == 0:
-        raise UnreadableMessage(REASON_TRUNCATED, "compressed image has no data")
-    head = data[:8].tobytes()
-    if head.startswith(_JPEG_MAGIC):
-        if not data[-JPEG_TRAILER_BYTES:].tobytes().rstrip(b"\0").endswith(_JPEG_END):
-            raise UnreadableMessage(REASON_TRUNCATED, f"JPEG of {data.size} bytes has no end-of-image marker")
-    elif head.startswith(_PNG_MAGIC):
-        if _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
-            raise UnreadableMessage(REASON_TRUNCATED, f"PNG of {data.size} bytes has no IEND chunk")
+    """``sensor_msgs/CompressedImage`` (JPEG or PNG) -> (BGR array, "bgr") as fer_node decodes it."""
     return _convert(compressed_to_array, msg)
 
 

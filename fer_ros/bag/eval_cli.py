@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output-topic", default="/emotions", help="topic name of the EmotionArray output")
 
 
-def print_summary(report: dict, out: Path, stream=sys.stdout) -> None:
-    """The headline figures, the same for eval-bag and replay."""
+def print_summary(report: dict, out: Path, stream=None) -> None:
+    """The headline figures, the same for eval-bag and replay (to ``stream``, default: the current stdout)."""
+    stream = stream or sys.stdout
     m = report["messages"]
     def reasons(counts: dict) -> str:
         return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""

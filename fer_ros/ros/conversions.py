@@ -14,10 +14,21 @@ from fer_ros.errors import InvalidFrameError
 # encoding -> (channels, colour name the core understands)
 SUPPORTED_ENCODINGS: dict[str, tuple[int, str]] = {"rgb8": (3, "rgb"), "bgr8": (3, "bgr"), "mono8": (1, "gray")}
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
+# image_transport formats that mention png/jpeg but are not colour images, and video codecs
+UNSUPPORTED_COMPRESSED = ("compresseddepth", "h264", "h265", "hevc", "theora", "ffmpeg", "av1", "vp8", "vp9")
+_JPEG_MAGIC, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_MAGIC, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+JPEG_TRAILER_BYTES = 64  # the end-of-image marker is searched this far from the end (some encoders pad with zeros)
+PNG_TRAILER_BYTES = 12  # IEND chunk: 4 length + 4 type + 4 CRC, always the last bytes of a complete PNG
 
 
 class UnsupportedEncodingError(InvalidFrameError):
-    """The image encoding is not rgb8, bgr8 or mono8 (16-bit depth, Bayer, YUV...)."""
+    """The image encoding is not rgb8, bgr8 or mono8 (16-bit depth, Bayer, YUV...), or not JPEG/PNG colour."""
+
+
+class TruncatedImageError(InvalidFrameError):
+    """Fewer bytes than the image needs: raw rows missing, a JPEG without its end marker, a PNG without IEND.
+    (OpenCV decodes a cut JPEG into a partly grey image without failing, so the end markers are checked.)"""
 
 
 def image_to_array(msg) -> tuple[np.ndarray, str]:
@@ -35,7 +46,7 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
         raise InvalidFrameError(f"image step {step} is smaller than width*channels {width * channels}")
     buf = np.frombuffer(msg.data, dtype=np.uint8)  # rclpy gives array('B') or bytes: zero-copy view either way
     if buf.size < step * height:
-        raise InvalidFrameError(f"image data has {buf.size} bytes, {step * height} expected "
+        raise TruncatedImageError(f"image data has {buf.size} bytes, {step * height} expected "
                                 f"({height} rows x step {step}): truncated message")
     rows = buf[: step * height].reshape(height, step)
     pixels = rows[:, : width * channels]  # a strided view when rows are padded
@@ -45,13 +56,19 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
 
 def compressed_to_array(msg) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/CompressedImage (JPEG or PNG) to HxWx3 BGR uint8."""
-    fmt = msg.format.lower()
-    if not any(f in fmt for f in COMPRESSED_FORMATS):
+    fmt = str(msg.format).lower()
+    if not any(f in fmt for f in COMPRESSED_FORMATS) or any(f in fmt for f in UNSUPPORTED_COMPRESSED):
         raise UnsupportedEncodingError(f"compressed format '{msg.format}' is not supported; use jpeg or png "
                                        f"(image_transport's compressed plugin)")
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
-        raise InvalidFrameError("compressed image has no data")
+        raise TruncatedImageError("compressed image has no data")
+    head = data[:8].tobytes()
+    if head.startswith(_JPEG_MAGIC):
+        if not data[-JPEG_TRAILER_BYTES:].tobytes().rstrip(b"\0").endswith(_JPEG_END):
+            raise TruncatedImageError(f"JPEG of {data.size} bytes has no end-of-image marker: truncated")
+    elif head.startswith(_PNG_MAGIC) and _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
+        raise TruncatedImageError(f"PNG of {data.size} bytes has no IEND chunk: truncated")
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if frame is None:
         raise InvalidFrameError(f"compressed image ({msg.format}, {data.size} bytes) could not be decoded: corrupt "

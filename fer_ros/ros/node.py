@@ -28,8 +28,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from fer_ros.errors import FerRosError, FrameError, InvalidFrameError
 from fer_ros.msg import EmotionArray
 from fer_ros.node_parameters import BY_NAME, PARAMETERS
-from fer_ros.ros.conversions import (UnsupportedEncodingError, array_to_image, compressed_to_array, image_to_array,
-                                     result_to_msg)
+from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingError, array_to_image,
+                                     compressed_to_array, image_to_array, result_to_msg)
 from fer_ros.ros.frame_slot import FrameSlot
 from fer_ros.ros.hri import HriPublisher, import_expression
 from fer_ros.ros.stats import NodeStats
@@ -139,8 +139,10 @@ class FerNode(Node):
             frame, color = compressed_to_array(msg) if self.compressed else image_to_array(msg)
         except UnsupportedEncodingError as exc:
             return self._reject("unsupported_encoding", str(exc))
+        except TruncatedImageError as exc:
+            return self._reject("truncated", str(exc))
         except InvalidFrameError as exc:
-            return self._reject("unreadable", str(exc))
+            return self._reject("corrupt", str(exc))
         stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
         try:
             result = self.pipeline.process(frame, stamp, color)
