@@ -257,9 +257,13 @@ class EmotionPipeline:
                            faces=faces, timings=timings)
 
     def reset(self) -> None:
-        """Forget every track and temporal state (a new recording, a clock jump)."""
+        """Forget every track and temporal state (a new recording, a clock jump); the face mesh's tracking state too,
+        so a reset pipeline gives what a fresh one would."""
         self.tracker.reset()
         self.temporal.reset()
+        if self.landmarker is not None:
+            self.landmarker.close()
+            self.landmarker = create_landmarker(self.config.detector, self.log)
 
     def close(self) -> None:
         """Release the detector, face mesh and backend."""

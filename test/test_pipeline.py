@@ -257,3 +257,22 @@ def test_run_image_command(capsys):
     assert run_image.run(args) == 0
     out = capsys.readouterr().out
     assert "sample:astronaut: 1 face(s)" in out and "happy" in out
+
+
+def test_reset_pipeline_gives_what_a_fresh_one_gives():
+    """reset() also restarts the face mesh's tracking state (the bag evaluator relies on it between recordings)."""
+    from fer_ros.samples import ClipConfig, camera_clip
+
+    frames = [f.rgb for _, f in camera_clip(ClipConfig(frames=8, faces=2, seed=3))]
+    with EmotionPipeline() as used:
+        for i, frame in enumerate(frames):
+            used.process(frame, i / 30)
+        used.reset()
+        again = [used.process(frame, i / 30) for i, frame in enumerate(frames)]
+    with EmotionPipeline() as fresh:
+        first = [fresh.process(frame, i / 30) for i, frame in enumerate(frames)]
+    for a, b in zip(again, first):
+        assert [f.face_id for f in a.faces] == [f.face_id for f in b.faces]
+        for fa, fb in zip(a.faces, b.faces):
+            np.testing.assert_allclose(fa.landmarks, fb.landmarks, atol=1e-4)
+            np.testing.assert_allclose(fa.probabilities, fb.probabilities, atol=1e-5)
