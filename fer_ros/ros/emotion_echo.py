@@ -9,11 +9,10 @@ import json
 import sys
 import time
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 
 from fer_ros.msg import EmotionArray
+from fer_ros.ros.lifecycle import run_node
 
 
 def stamp_seconds(stamp) -> float:
@@ -69,17 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0, help="exit after this many messages (0 = never)")
     parser.add_argument("--json", action="store_true", help="one JSON object per message")
     args, ros_args = parser.parse_known_args(argv)
-    rclpy.init(args=[sys.argv[0], *ros_args])
-    node = EmotionEcho(args.count, args.json)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(lambda: EmotionEcho(args.count, args.json), [sys.argv[0], *ros_args], "emotion_echo")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ import time
 
 import rclpy
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
@@ -32,6 +31,7 @@ from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingErr
                                      compressed_to_array, image_to_array, result_to_msg)
 from fer_ros.ros.frame_slot import FrameSlot
 from fer_ros.ros.hri import HriPublisher, import_expression
+from fer_ros.ros.lifecycle import run_node
 from fer_ros.ros.stats import NodeStats
 
 NODE_NAME = "fer_node"
@@ -197,24 +197,7 @@ class FerNode(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = None
-    try:
-        node = FerNode()
-        rclpy.spin(node)
-    except FerRosError as exc:
-        # configuration problems stop start-up with the reason (rclpy's logger may not exist yet)
-        print(f"[fer_node] FATAL: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.shutdown()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(FerNode, argv if argv is not None else sys.argv, NODE_NAME)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.ros.conversions import array_to_compressed, array_to_image
+from fer_ros.ros.lifecycle import run_node
 from fer_ros.samples import ClipConfig, camera_clip, no_face
 
 
@@ -60,17 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=0, help="stop after this many messages (0 = forever)")
     parser.add_argument("--compressed", action="store_true", help="publish JPEG on image/compressed")
     args, ros_args = parser.parse_known_args(argv)
-    rclpy.init(args=[sys.argv[0], *ros_args])
-    node = SampleCamera(args)
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
-        pass
-    finally:
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(lambda: SampleCamera(args), [sys.argv[0], *ros_args], "sample_camera")
 
 
 if __name__ == "__main__":
