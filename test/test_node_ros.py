@@ -201,9 +201,10 @@ def test_burst_faster_than_the_model_drops_old_frames_and_keeps_latency_bounded(
     harness.wait_for(lambda: False, 1.0)  # let the last frame through
     burst = harness.emotions[before:]
     assert 0 < len(burst) < sent, (len(burst), sent)
-    # With a queue, the age of results would grow through the burst; with the newest-frame slot it stays flat.
+    # With a queue, the age of results would grow through the 3 s burst (to seconds); with the newest-frame slot it
+    # stays at about one processing time. 1 s leaves room for a loaded machine and still fails a queue.
     ages = [received - (m.header.stamp.sec + m.header.stamp.nanosec * 1e-9) for received, m in burst]
-    assert np.median(ages[-10:]) < 0.5, ages[-10:]
+    assert np.median(ages[-10:]) < 1.0, f"ages of the last results grew: {np.round(ages[-10:], 3)}"
 
     def stale():
         for d in reversed(harness.diagnostics):
@@ -212,7 +213,7 @@ def test_burst_faster_than_the_model_drops_old_frames_and_keeps_latency_bounded(
                 return int(values["frames_dropped_stale"])
         return 0
 
-    assert harness.wait_for(lambda: stale() > 0, 5.0)
+    assert harness.wait_for(lambda: stale() > 0, 5.0), f"{len(burst)} results for {sent} frames, no stale drop counted"
     assert proc.poll() is None
 
 
