@@ -73,7 +73,7 @@ PARAMETERS: tuple[NodeParameter, ...] = (
     NodeParameter("tracking.iou_threshold", 0.2, "Minimum box overlap (IoU) to associate a detection with a track.",
                   _between(0.0, 1.0), True, True),
     NodeParameter("smoothing", 0.0, "Per-track exponential smoothing of probabilities for single-frame models: "
-                  "weight of the previous estimate (0 = off, 0.9 = heavy).", _between(0.0, 0.99), True, True),
+                  "weight of the previous estimate (0 = off, 0.9 = heavy).", _between(0.0, 0.99), False, True),
     NodeParameter("fan_window", 0, "Frames aggregated by a multi-frame (FAN) model; 0 = the model card's window.",
                   _between(0, 1000), True, True),
     NodeParameter("max_rate", 0.0, "Process at most this many frames per second (0 = as fast as frames come); "

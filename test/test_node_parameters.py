@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fer_ros.node_parameters import BY_NAME, PARAMETERS, defaults
+from fer_ros.node_parameters import BY_NAME, PARAMETERS, defaults, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,6 +33,7 @@ def test_every_parameter_is_described_and_listed_in_the_readme():
         assert len(p.description) > 20, p.name
         assert f"`{p.name}`" in readme, f"README lacks parameter {p.name}"
         assert p.validate(p.default) is None, p.name
+    assert markdown_table() in readme, "README's parameter table is stale: paste node_parameters.markdown_table()"
 
 
 @pytest.mark.parametrize("name,value,reason", [

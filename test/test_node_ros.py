@@ -217,6 +217,52 @@ def test_burst_faster_than_the_model_drops_old_frames_and_keeps_latency_bounded(
     assert proc.poll() is None
 
 
+def test_debug_image_is_drawn_for_a_subscriber(raw_graph):
+    harness, _ = raw_graph
+    debug: list[Image] = []
+    sub = harness.node.create_subscription(Image, "/debug_image", debug.append, qos_profile_sensor_data)
+    try:
+        sample = one_face()
+        deadline = time.monotonic() + 20.0
+        while not debug and time.monotonic() < deadline:  # the node sees the subscriber after discovery
+            harness.publish(array_to_image(sample.rgb, "rgb8"))
+            harness.wait_for(lambda: bool(debug), 0.3)
+        assert debug, "no debug image although subscribed"
+        img = debug[-1]
+        assert (img.width, img.height, img.encoding, img.header.frame_id) == (640, 480, "bgr8", "test_camera")
+        drawn = np.frombuffer(img.data, np.uint8).reshape(480, 640, 3)
+        x0, y0, x1, y1 = (int(v) for v in sample.faces[0].box)
+        assert np.abs(drawn.astype(int) - sample.bgr.astype(int)).sum(axis=2)[y0 - 30:y1 + 10, x0 - 10:x1 + 10].max() > 100
+        assert np.array_equal(drawn[:40, :40], sample.bgr[:40, :40])  # far from the face: untouched
+    finally:
+        harness.node.destroy_subscription(sub)
+
+
+def test_parameters_are_validated_when_set_at_run_time(raw_graph):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    harness, _ = raw_graph
+    harness.send_until_answered(lambda: array_to_image(one_face().rgb, "rgb8"))
+    client = harness.node.create_client(SetParameters, "/fer_node/set_parameters")
+    assert client.wait_for_service(timeout_sec=10.0)
+
+    def set_param(name, value, kind):
+        field = {ParameterType.PARAMETER_DOUBLE: "double_value", ParameterType.PARAMETER_STRING: "string_value"}[kind]
+        pv = ParameterValue(type=kind, **{field: value})
+        future = client.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=pv)]))
+        assert harness.wait_for(future.done, 10.0)
+        return future.result().results[0]
+
+    refused = set_param("smoothing", 1.5, ParameterType.PARAMETER_DOUBLE)
+    assert not refused.successful and "between" in refused.reason
+    assert set_param("smoothing", 0.5, ParameterType.PARAMETER_DOUBLE).successful
+    read_only = set_param("model", "other", ParameterType.PARAMETER_STRING)
+    assert not read_only.successful  # needs a restart: declared read-only
+    assert set_param("smoothing", 0.0, ParameterType.PARAMETER_DOUBLE).successful
+    harness.node.destroy_client(client)
+
+
 def test_sigint_stops_the_node_cleanly(ros_context):
     proc = start_node(False, emotions_topic="/sigint/emotions")
     harness = Harness(compressed=False, emotions_topic="/sigint/emotions")
@@ -251,6 +297,7 @@ def test_compressed_input(ros_context):
     ({"model": "no_such_model"}, "no_such_model"),
     ({"backend": "cuda"}, "backend"),
     ({"detector.min_confidence": 2.0}, "detector.min_confidence"),
+    ({"backend": "tensorrt"}, "tensorrt"),  # no TensorRT here: asked for explicitly, it is a start-up error
 ])
 def test_bad_configuration_stops_start_up_with_a_message(params, expected):
     proc = start_node(False, **params)
