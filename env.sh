@@ -6,6 +6,8 @@ if [ ! -f "$_fer_repo/install/fer_ros/share/fer_ros/package.xml" ]; then
   echo "env.sh: run scripts/setup.sh first" >&2
   return 1 2>/dev/null || exit 1
 fi
+# colcon's and venv's setup scripts read unset variables: relax `set -u` while sourcing them, restore it after.
+case $- in *u*) _fer_nounset=1; set +u ;; *) _fer_nounset= ;; esac
 . "$(readlink -f "$_fer_repo/.venv")/bin/activate"
 export CMAKE_PREFIX_PATH="$VIRTUAL_ENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export AMENT_PREFIX_PATH="$VIRTUAL_ENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
@@ -18,4 +20,5 @@ export ROS_LOCALHOST_ONLY=${ROS_LOCALHOST_ONLY:-1}
 # Shared memory large enough for 640x480 frames, UDP on loopback only (see the file for why).
 export FASTRTPS_DEFAULT_PROFILES_FILE=${FASTRTPS_DEFAULT_PROFILES_FILE:-$_fer_repo/config/fastdds_localhost.xml}
 export FER_ROS_REPO="$_fer_repo"
-unset _fer_repo
+[ -n "$_fer_nounset" ] && set -u
+unset _fer_repo _fer_nounset
