@@ -50,6 +50,10 @@ def test_every_column_for_every_model(study):
         assert row["epochs"] == "1"
     feratt, irv1 = rows
     assert float(feratt["GFLOPs/face"]) > float(irv1["GFLOPs/face"])  # tiny FERAtt runs two full-resolution paths
+    # FERAtt is trained with its joint loss (the run's metrics log the attention term), the others with CE
+    assert feratt["loss"] == "10*L_att + CE" and irv1["loss"] == "CE"
+    with open(out / "runs" / CONFIGS[0] / "metrics.csv") as f:
+        assert float(next(csv.DictReader(f))["train_attention_loss"]) > 0
     md = (out / "comparison.md").read_text()
     assert "fer-ros compare" in md and all(name in md for name in CONFIGS)
     assert NO_GPU in md or torch.cuda.is_available()

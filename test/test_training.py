@@ -173,8 +173,14 @@ def test_train_command_and_overrides(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_ddp_through_torchrun_on_one_cpu_process(tmp_path):
+@pytest.mark.parametrize("network", ["rmn", "feratt"])
+def test_ddp_through_torchrun_on_one_cpu_process(tmp_path, network):
     raw = _quick(tmp_path, epochs=1)
+    if network == "feratt":  # its own joint loss: DDP wraps the network together with that loss
+        from fer_ros_training.train_config import resolve_config_path
+
+        raw = yaml.safe_load(resolve_config_path("compare_ci_feratt_tiny").read_text())
+        raw["data"]["root"] = str(tmp_path.parent / "fer_ros_tiny_shared" / "feratt_ddp")
     raw["device"] = "cpu"
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
@@ -184,7 +190,9 @@ def test_ddp_through_torchrun_on_one_cpu_process(tmp_path):
                            "--no-progress"], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ckpt = load_checkpoint(tmp_path / "ddp" / "last.pt")
-    assert ckpt["epoch"] == 1 and not any(k.startswith("module.") for k in ckpt["model"])
+    assert ckpt["epoch"] == 1 and not any(k.startswith(("module.", "network.")) for k in ckpt["model"])
+    if network == "feratt":
+        assert ckpt["history"][0]["train_attention_loss"] > 0
 
 
 def test_multi_input_fusion_network_trains(tmp_path):

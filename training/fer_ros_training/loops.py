@@ -3,10 +3,16 @@
 Networks take one of three input forms (see ``fer_ros_training.networks``): a tensor (image networks), a
 ``(clips, mask)`` pair (FAN) or a dict of named tensors (fusion). ``forward`` dispatches on the form so the loops do
 not care which network they drive.
+
+The training loss is cross-entropy plus the network's regulariser, unless the network brings its own: a network
+with ``training_loss(batch, parts=None) -> (loss, logits)`` (FERAtt: ``lambda * L_att + CE`` on the gray-background
+target of ``augment_background``) is trained with that, and the named terms it puts into ``parts`` are averaged
+over the epoch and logged beside the loss (``train_attention_loss``...). The landmark head of the baselines keeps
+the cross-entropy path (its weight > 0 takes precedence).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import numpy as np
@@ -14,6 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
+
+# Read by ``commands/compare.py`` to label the loss column: the trainer calls a network's own ``training_loss``.
+NETWORK_LOSS_HOOK = True
 
 
 def to_device(x: Any, device: torch.device) -> Any:
@@ -47,6 +56,7 @@ class EpochStats:
     loss: float
     accuracy: float
     count: int
+    terms: dict[str, float] = field(default_factory=dict)  # epoch means of a network loss's named terms
 
 
 @dataclass
@@ -57,12 +67,44 @@ class LossTerms:
     landmark_weight: float = 0.0
 
 
-def _loss(model: nn.Module, batch: dict[str, Any], terms: LossTerms) -> tuple[torch.Tensor, torch.Tensor]:
+def uses_network_loss(net: nn.Module, terms: LossTerms) -> bool:
+    """Whether ``net`` is trained with its own ``training_loss`` (not when the landmark head is being trained)."""
+    return NETWORK_LOSS_HOOK and hasattr(net, "training_loss") and terms.landmark_weight <= 0
+
+
+def network_loss(net: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss, logits, named terms) of a network's own ``training_loss``."""
+    parts: dict[str, torch.Tensor] = {}
+    loss, logits = net.training_loss(batch, parts)
+    return loss, logits, parts
+
+
+class NetworkLoss(nn.Module):
+    """A network whose forward is its own training loss: what DistributedDataParallel wraps for such networks, so
+    the gradient synchronisation sees the forward that computes the loss (a call that bypassed the wrapper would
+    leave every rank with its own gradients)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        return network_loss(self.network, batch)
+
+
+def _loss(model: nn.Module, batch: dict[str, Any], terms: LossTerms
+          ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     from fer_ros_training.networks import regularization_loss
 
     net = unwrap(model)
     inputs, labels = batch["input"], batch["label"]
-    if terms.landmark_weight > 0:
+    parts: dict[str, torch.Tensor] = {}
+    if isinstance(net, NetworkLoss):  # DDP around a network's own loss (see trainer.train)
+        loss, logits, parts = model(batch)
+        net = net.network
+    elif uses_network_loss(net, terms):
+        loss, logits, parts = network_loss(net, batch)
+    elif terms.landmark_weight > 0:
         # called on the bare network: under DDP the trainer refuses this term (the wrapper's gradient sync needs
         # its own forward), see trainer.check_distributed_support
         logits, points = net.forward_with_landmarks(inputs)
@@ -73,12 +115,12 @@ def _loss(model: nn.Module, batch: dict[str, Any], terms: LossTerms) -> tuple[to
                              f"{target.shape[1] // 2}: build the network with landmark_points=5")
         valid = batch["has_landmarks"].to(points.dtype)[:, None]
         lm_loss = ((points - target) ** 2 * valid).sum() / valid.sum().clamp(min=1) / target.shape[1]
+        loss = F.cross_entropy(logits, labels, label_smoothing=terms.label_smoothing) + terms.landmark_weight * lm_loss
     else:
         logits = forward(model, inputs)
-        lm_loss = logits.new_zeros(())
-    loss = F.cross_entropy(logits, labels, label_smoothing=terms.label_smoothing)
-    loss = loss + regularization_loss(net).to(loss.device) + terms.landmark_weight * lm_loss
-    return loss, logits
+        loss = F.cross_entropy(logits, labels, label_smoothing=terms.label_smoothing)
+    loss = loss + regularization_loss(net).to(loss.device)
+    return loss, logits, parts
 
 
 def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, device: torch.device,
@@ -86,11 +128,12 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
                     ) -> EpochStats:
     model.train()
     total_loss, correct, count = 0.0, 0, 0
+    term_sums: dict[str, float] = {}
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
     for batch in bar:
         batch = to_device(batch, device)
         optimizer.zero_grad(set_to_none=True)
-        loss, logits = _loss(model, batch, terms)
+        loss, logits, parts = _loss(model, batch, terms)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss became {loss.item()}: lower optimizer.lr or check the data")
         loss.backward()
@@ -99,10 +142,13 @@ def train_one_epoch(model: nn.Module, loader, optimizer: torch.optim.Optimizer, 
         optimizer.step()
         n = len(batch["label"])
         total_loss += float(loss.detach()) * n
+        for name, value in parts.items():
+            term_sums[name] = term_sums.get(name, 0.0) + float(value.detach()) * n
         correct += int((logits.argmax(1) == batch["label"]).sum())
         count += n
         bar.set_postfix(loss=f"{total_loss / count:.3f}", acc=f"{correct / count:.3f}")
-    return EpochStats(total_loss / max(count, 1), correct / max(count, 1), count)
+    c = max(count, 1)
+    return EpochStats(total_loss / c, correct / c, count, {k: v / c for k, v in term_sums.items()})
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ Top-level keys (see ``configs/*.yaml`` for each seed's recipe)::
     label_smoothing: 0.0
     landmark_loss_weight: 0.0                  # > 0: train the baselines' landmark-regression head too
     grad_clip: 0.0
+    background: {probability: 1.0, gray: [0, 255], texture: 40}   # FERAtt only: gray backgrounds (optional)
 """
 from __future__ import annotations
 
@@ -100,6 +101,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     landmark_loss_weight: float = 0.0
     grad_clip: float = 0.0
+    background: dict[str, Any] = field(default_factory=dict)  # augment_background.BackgroundConfig fields (FERAtt)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)  # the YAML as given (saved with the run)
 
     @property
@@ -173,7 +175,8 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
     optimizer.betas = tuple(float(b) for b in optimizer.betas)
     optimizer.lr, optimizer.weight_decay = float(optimizer.lr), float(optimizer.weight_decay)
     rest = {k: raw[k] for k in ("seed", "epochs", "batch_size", "eval_batch_size", "device", "threads", "num_workers",
-                                "label_smoothing", "landmark_loss_weight", "grad_clip", "monitor", "early_stopping")
+                                "label_smoothing", "landmark_loss_weight", "grad_clip", "monitor", "early_stopping",
+                                "background")
             if k in raw}
     if isinstance(rest.get("early_stopping"), dict):
         rest["early_stopping"] = int(rest["early_stopping"].get("patience", 0))
@@ -184,7 +187,21 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
         raise ConfigError(f"monitor '{cfg.monitor}' is not one of {sorted(MONITORS)}")
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise ConfigError("epochs and batch_size must be >= 1")
+    if "background" in raw:
+        _check_background(cfg)
     return cfg
+
+
+def _check_background(cfg: TrainConfig) -> None:
+    """A ``background:`` section is valid and belongs to a network trained with the gray-background target."""
+    from fer_ros_training.augment_background import BackgroundConfig
+    from fer_ros_training.networks import NETWORK_SPECS, network_spec
+
+    BackgroundConfig.from_dict(cfg.background)
+    if not network_spec(cfg.network.name).background_target:
+        users = sorted(name for name, spec in NETWORK_SPECS.items() if spec.background_target)
+        raise ConfigError(f"background: is the gray-background augmentation of {', '.join(users)}; network "
+                          f"'{cfg.network.name}' does not use it: remove the section")
 
 
 def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> TrainConfig:

@@ -15,6 +15,9 @@ Reproducibility: the model is initialised after ``torch.manual_seed(seed)``; eve
 (seed, epoch, index). A run resumed from ``last.pt`` therefore ends with the same weights as an uninterrupted one
 (``test/test_training.py`` checks it).
 
+Loss: cross-entropy, or the network's own ``training_loss`` when it has one (FERAtt's ``lambda * L_att + CE``, whose
+training split is ``augment_background.BackgroundFaceDataset`` configured by ``background:``); see ``loops``.
+
 Schedulers of the seeds: ``plateau`` (RMN: LR / 10 after 2 epochs without gain), ``multistep`` (FAN: 0.1 -> 0.02 at
 epoch 250), ``step``, ``cosine``; early stopping after ``early_stopping`` epochs without gain (RMN: 8).
 
@@ -45,7 +48,8 @@ from fer_ros_training.data.datasets import ClipDataset, FaceImageDataset
 from fer_ros_training.data.face_cache import CropRecipe
 from fer_ros_training.data.prepare import PreparedData, PreparedSplit, prepare_data
 from fer_ros_training.data.transforms import AugmentConfig, eval_preset, train_preset
-from fer_ros_training.loops import LossTerms, cross_entropy, predict, train_one_epoch, unwrap
+from fer_ros_training.loops import (LossTerms, NetworkLoss, cross_entropy, predict, train_one_epoch, unwrap,
+                                   uses_network_loss)
 from fer_ros_training.metrics import classification_report
 from fer_ros_training.train_config import TrainConfig, config_from_dict
 
@@ -130,6 +134,13 @@ def network_kind(cfg: TrainConfig) -> str:
     return network_spec(cfg.network.name).kind
 
 
+def uses_background_target(cfg: TrainConfig) -> bool:
+    """Whether the network trains on faces pasted on gray backgrounds with the clean face as target (FERAtt)."""
+    from fer_ros_training.networks import network_spec
+
+    return network_spec(cfg.network.name).background_target
+
+
 def fusion_inputs(crop: np.ndarray, face: Any) -> dict[str, torch.Tensor]:
     """The fusion network's landmark and HOG inputs, computed from the (augmented) gray crop by our preprocessing."""
     from fer_ros_training import features
@@ -138,11 +149,25 @@ def fusion_inputs(crop: np.ndarray, face: Any) -> dict[str, torch.Tensor]:
 
 
 def make_dataset(cfg: TrainConfig, split: PreparedSplit, train: bool) -> FaceImageDataset | ClipDataset:
-    """The torch dataset of one prepared split: train preset (augmented) or eval preset (the runtime's)."""
+    """The torch dataset of one prepared split: train preset (augmented) or eval preset (the runtime's).
+
+    FERAtt's training split pastes each face on a random gray background and carries the clean face, the target of
+    its attention loss (``cfg.background``); its validation and test splits are the plain eval preset's, since the
+    robot sees real backgrounds.
+    """
     transform = train_preset(cfg.input, AugmentConfig.from_dict(cfg.data.augment)) if train else eval_preset(cfg.input)
     kind = network_kind(cfg)
     if kind == "clip":
         return ClipDataset(split.faces, split.labels, transform, cfg.data.segments, train=train, seed=cfg.seed)
+    if train and uses_background_target(cfg):
+        from fer_ros_training.augment_background import BackgroundConfig, BackgroundFaceDataset
+
+        dataset = BackgroundFaceDataset(split.faces, split.labels, transform,
+                                        BackgroundConfig.from_dict(cfg.background), train=True, seed=cfg.seed)
+        if dataset.faces_without_landmarks:
+            LOG.warning("%d of %d training faces have no landmarks: they keep their own background and an all-face "
+                        "attention target", dataset.faces_without_landmarks, len(dataset))
+        return dataset
     extra = fusion_inputs if kind == "multimodal" else None
     return FaceImageDataset(split.faces, split.labels, transform, train=train, seed=cfg.seed, extra_inputs=extra)
 
@@ -341,14 +366,15 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
         start_epoch, best, best_epoch = int(ckpt["epoch"]), float(ckpt["best_metric"]), int(ckpt["best_epoch"])
         bad_epochs, history = int(ckpt["bad_epochs"]), list(ckpt["history"])
     net = model
-    if dist.enabled:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    terms = LossTerms(cfg.label_smoothing, cfg.landmark_loss_weight)
+    if dist.enabled:  # a network with its own loss is wrapped with it, so DDP syncs the forward that makes the loss
+        wrapped = NetworkLoss(model) if uses_network_loss(model, terms) else model
+        model = nn.parallel.DistributedDataParallel(wrapped, device_ids=[device.index] if device.type == "cuda" else None)
     sampler = None
     if dist.enabled:
         sampler = torch.utils.data.distributed.DistributedSampler(train_ds, shuffle=True, seed=cfg.seed)
 
     log = RunLog(run_dir, history) if dist.is_main else None
-    terms = LossTerms(cfg.label_smoothing, cfg.landmark_loss_weight)
     monitor_key = cfg.monitor if len(val_ds) else "train_accuracy"
     mode = cfg.monitor_mode if len(val_ds) else "max"
     stopped_early = False
@@ -370,6 +396,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
             stats = train_one_epoch(model, loader, optimizer, device, terms, cfg.grad_clip,
                                     desc=f"epoch {epoch}/{cfg.epochs}", progress=progress and dist.is_main)
             row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+            row.update({f"train_{name}_loss": value for name, value in stats.terms.items()})
             if dist.is_main:
                 val = evaluate_split(net, val_ds, cfg, device, progress, "val") if len(val_ds) else {}
                 row.update({f"val_{k}": v for k, v in val.items()})
@@ -417,6 +444,8 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
         summary = {"name": cfg.name, "network": cfg.network.name, "best_epoch": best_epoch,
                    f"best_{monitor_key}": best, "epochs_run": completed, "stopped_early": stopped_early,
                    "test": result.test, "items": data.counts(), "bad_input": bad.counts()}
+        if hasattr(train_ds, "faces_without_landmarks"):
+            summary["background"] = {"faces_without_landmarks": train_ds.faces_without_landmarks}
         (run_dir / "summary.yaml").write_text(yaml.safe_dump(_plain(summary), sort_keys=False))
     if dist.enabled:
         torch.distributed.barrier()

@@ -9,8 +9,10 @@ Calling conventions (all return logits, no softmax):
 - ``fusion``: ``model(image=..., landmarks=..., hog=...)`` or ``model({"image": ..., "landmarks": ..., "hog": ...})``.
 - ``fan`` / ``fan_tiny``: :class:`~fer_ros_training.networks.fan.FanNetwork`, ``model(clips, mask=None)`` with clips
   (N, T, C, H, W) and mask (N, T) bool; ``.embedder`` and ``.aggregator`` are the two exportable halves.
-- Extra loss terms: :func:`regularization_loss` (Deep-Emotion's L2 on its last FC weights; 0 for the others) and,
-  for baselines built with ``landmark_points > 0``, ``model.forward_with_landmarks(x)``.
+- Extra loss terms: :func:`regularization_loss` (Deep-Emotion's L2 on its last FC weights; 0 for the others); for
+  baselines built with ``landmark_points > 0``, ``model.forward_with_landmarks(x)``; a network with its own loss
+  (FERAtt) has ``model.training_loss(batch, parts=None) -> (loss, logits)``, which the trainer uses instead of
+  cross-entropy, and its spec's ``background_target`` makes the trainer feed it faces on gray backgrounds.
 
 Modules are imported only when their network is built, so the registry works before every file exists (the
 ``mini_xception`` definition is written by the core's engineer).
@@ -38,6 +40,8 @@ class NetworkSpec:
     channels: int  # 1 = gray, 3 = RGB
     kind: str = "image"  # image | clip (FAN) | multimodal (fusion)
     description: str = ""
+    # training samples carry the FERAtt target: faces pasted on gray backgrounds + the clean face (augment_background)
+    background_target: bool = False
 
 
 _SPECS = (
@@ -56,8 +60,10 @@ _SPECS = (
                 "48x48 gray CNN with CBAM + 68-landmark MLP + HOG MLP"),
     NetworkSpec("mini_xception", "mini_xception", "build_mini_xception", 64, 1,
                 description="FER2013 mini-Xception (the default model's architecture)"),
-    NetworkSpec("feratt", "feratt", "feratt", 224, 3, description="FERAtt-style attention net, ResNet-18 encoder"),
-    NetworkSpec("feratt_tiny", "feratt", "feratt_tiny", 64, 3, description="FERAtt with narrow ResNets, CPU tests"),
+    NetworkSpec("feratt", "feratt", "feratt", 224, 3, description="FERAtt-style attention net, ResNet-18 encoder",
+                background_target=True),
+    NetworkSpec("feratt_tiny", "feratt", "feratt_tiny", 64, 3, description="FERAtt with narrow ResNets, CPU tests",
+                background_target=True),
     NetworkSpec("inception_resnet", "inception_resnet", "inception_resnet", 224, 3,
                 description="Inception-ResNet v1 (activation: relu | prelu)"),
     NetworkSpec("inception_resnet_tiny", "inception_resnet", "inception_resnet_tiny", 64, 3,

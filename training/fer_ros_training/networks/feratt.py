@@ -182,11 +182,15 @@ class FerattNetwork(nn.Module):
         """``lambda * L_att + L_cls``; without a clean target (no face mask known) L_att is 0 and only L_cls trains."""
         return feratt_loss(output, labels, clean, self.attention_loss_weight)
 
-    def training_loss(self, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    def training_loss(self, batch: dict, parts: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Trainer hook: (joint loss, logits) of a collated batch with ``input``, ``label`` and, from
-        ``augment_background.BackgroundFaceDataset``, ``clean``. Without ``clean`` only L_cls is trained."""
+        ``augment_background.BackgroundFaceDataset``, ``clean``. Without ``clean`` only L_cls is trained.
+        ``parts``, when given, receives the two terms (``attention``: L_att before lambda, ``classification``)."""
         out = self.forward_all(batch["input"])
-        return self.loss(out, batch["label"], batch.get("clean")).total, out.logits
+        loss = self.loss(out, batch["label"], batch.get("clean"))
+        if parts is not None:
+            parts.update(attention=loss.attention, classification=loss.classification)
+        return loss.total, out.logits
 
 
 def feratt_loss(output: FerattOutput, labels: torch.Tensor, clean: torch.Tensor | None,
