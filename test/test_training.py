@@ -98,11 +98,36 @@ def test_run_folder_checkpoint_and_logs(tmp_path):
     assert again.run_dir.name == raw["name"] and third.run_dir.name == raw["name"] + "-2"
 
 
-def test_fan_checkpoint_card_has_the_window(tmp_path):
+@pytest.mark.parametrize("window", [None, 5])
+def test_fan_card_window_is_what_the_node_aggregates(tmp_path, window):
+    """One rule from training to the robot: the card's window is the aggregator's capacity (what fer_ros.temporal
+    buffers per track); the K = 3 segments of training are recorded apart, as training.segments."""
+    from fer_ros.inference import create_backend
+    from fer_ros.model_card import load_card
+    from fer_ros.temporal import TemporalStage
+    from fer_ros_training.export.face_samples import load_faces
+    from fer_ros_training.networks.fan import FAN_WINDOW
+
     raw = _quick(tmp_path, "fan")
-    ckpt = load_checkpoint(train(config_from_dict(raw), run_dir=tmp_path / "run", progress=False).last_checkpoint)
-    assert ckpt["card"]["temporal"]["window"] > 1 and ckpt["card"]["temporal"]["segments"] == 3
-    assert ckpt["card"]["temporal"]["embedding_dim"] == 64
+    if window:
+        raw["network"]["kwargs"] = {"window": window}
+    expected = window or FAN_WINDOW
+    cfg = config_from_dict(raw)
+    assert cfg.card_dict()["temporal"] == {"window": expected}  # the config alone knows the window
+    result = train(cfg, run_dir=tmp_path / "run", progress=False)
+    ckpt = load_checkpoint(result.best_checkpoint)
+    assert ckpt["card"]["temporal"] == {"window": expected, "embedding_dim": 64}
+    assert ckpt["card"]["training"] == {"segments": 3}
+
+    assert cli_main(["export", "--checkpoint", str(result.best_checkpoint), "--out", str(tmp_path / "fan"),
+                     "--num-faces", "4"]) == 0
+    card = load_card(tmp_path / "fan")
+    assert card.window == expected and card.embedding_dim == 64 and card.extra["training"] == {"segments": 3}
+    stage = TemporalStage(create_backend(card, "onnxruntime"))
+    assert stage.window == card.window
+    face = load_faces(card, None, builtin_count=1).inputs[:1]  # a real aligned face
+    used = [int(stage.run([7], face).frames_used[0]) for _ in range(expected + 2)]
+    assert used == list(range(1, expected + 1)) + [expected, expected]  # fills up to the card's window, no further
 
 
 def test_early_stopping_and_plateau(tmp_path):

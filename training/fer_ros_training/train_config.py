@@ -111,13 +111,12 @@ class TrainConfig:
     def card_dict(self, model: Any = None) -> dict[str, Any]:
         """The model-card fields training decides (export adds id, format and files).
 
-        For a FAN, ``model`` gives the aggregator's window and the embedding size; ``segments`` is the K it was
-        trained with.
+        Temporal rule (one for the trainer, the export and the node): ``temporal.window`` is what the node
+        aggregates at run time, the FAN aggregator's capacity (``network.kwargs.window``, default ``FAN_WINDOW``),
+        and ``fer_ros.temporal`` keeps that many embeddings per track. The K segments sampled per clip in training
+        (``data.segments``) are a training detail, recorded as ``training.segments``. ``model``, when given, adds
+        the embedding size and must agree on the window.
         """
-        temporal: dict[str, Any] = {"window": 1}
-        if model is not None and hasattr(model, "embedder") and hasattr(model, "window"):
-            temporal = {"window": int(model.window), "embedding_dim": int(model.embedder.embedding_dim),
-                        "segments": int(self.data.segments)}
         return {
             "architecture": self.network.name,
             "input": {"height": self.input.height, "width": self.input.width, "color": self.input.color,
@@ -125,9 +124,31 @@ class TrainConfig:
             "crop": asdict(self.crop),
             "labels": list(self.labels),
             "output": "logits",
-            "temporal": temporal,
+            "temporal": self.temporal_fields(model),
             "network_kwargs": copy.deepcopy(self.network.kwargs),
+            **({"training": {"segments": int(self.data.segments)}} if self.is_clip_network else {}),
         }
+
+    @property
+    def is_clip_network(self) -> bool:
+        """Whether the network takes clips (FAN): trained on K segments, served over a window of frames."""
+        from fer_ros_training.networks import network_spec
+
+        return network_spec(self.network.name).kind == "clip"
+
+    def temporal_fields(self, model: Any = None) -> dict[str, Any]:
+        """The card's ``temporal`` section (see :meth:`card_dict`): ``{"window": 1}`` for single-frame networks."""
+        if not self.is_clip_network:
+            return {"window": 1}
+        from fer_ros_training.networks.fan import FAN_WINDOW
+
+        window = int(self.network.kwargs.get("window", FAN_WINDOW))
+        if model is None:
+            return {"window": window}
+        if int(model.window) != window:
+            raise ConfigError(f"network {self.network.name} aggregates {model.window} frames but its config says "
+                              f"{window}: build it from this config")
+        return {"window": window, "embedding_dim": int(model.embedder.embedding_dim)}
 
     def to_dict(self) -> dict[str, Any]:
         return copy.deepcopy(self.raw)

@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--network", default=None, help="architecture name (default: the checkpoint's config)")
     parser.add_argument("--output", choices=("probabilities", "logits"), default="probabilities",
                         help="what the graph outputs (default probabilities: softmax inside the graph)")
-    parser.add_argument("--window", type=int, default=None, help="FAN: frames the aggregator takes (card window)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="FAN: frames the aggregator takes, the card's window (default: the training config's "
+                             "network.kwargs.window, else the network default)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
     parser.add_argument("--color", choices=("gray", "rgb", "bgr"), default=None)
     parser.add_argument("--mean", type=float, nargs="+", default=None)
@@ -133,7 +135,10 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         model, fields, loaded = build_from_checkpoints(args)
-        window = args.window or (int(getattr(model, "window", 1)) if is_fan(model) else 1)
+        if args.window and not is_fan(model):
+            raise ConfigError(f"--window is the FAN aggregator's frame count; {fields['architecture']} is single-frame")
+        # the card's window is the aggregator's capacity, what fer_ros.temporal buffers per track (train_config)
+        window = int(model.window) if is_fan(model) else 1
         inp = fields["input"]
         labels = fields.get("labels") or None
         card = card_template(args.id or out.name, fields["architecture"], inp["height"], inp["width"], inp["color"],
@@ -147,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
         metrics.update(parse_metrics(args.metrics))
         extra = provenance(Path(args.checkpoint[0]) if len(loaded) == 1 else None,
                            args.training_data or fields.get("training_data"), metrics, args.license)
+        if fields.get("training"):
+            extra["training"] = fields["training"]  # e.g. FAN's K segments per clip: how it learnt, not how it runs
         if len(loaded) > 1:
             from fer_ros.model_card import file_sha256
 
