@@ -155,9 +155,11 @@ def fusion_inputs(crop: np.ndarray, face: Any = None) -> dict[str, np.ndarray]:
     """The fusion network's extra inputs for one aligned uint8 crop: ``landmarks`` (68, 2), ``hog`` (hog_dim,).
 
     Landmarks: the face mesh on the crop itself (after augmentation, so they move with it) -> iBUG 68 ->
-    :func:`normalize_landmarks`. A crop where the mesh finds no face (drawn synthetic faces, heavy occlusion) gets
-    all-zero landmarks; it is counted in ``FUSION_LANDMARK_STATS`` and logged once. ``face`` (the cached aligned face)
-    may carry ``landmarks68`` to skip the mesh.
+    :func:`normalize_landmarks`. The mesh finds the generator's drawn faces too (the detector found 70 of 70 drawn
+    images; on the aligned crops the mesh found 66 of 70 at 48x48 gray and 68 of 70 at 64x64 RGB), so synthetic data
+    trains the landmark branch. A crop where it finds no face (heavy occlusion, extreme pose or augmentation) gets
+    all-zero landmarks; it is counted in ``FUSION_LANDMARK_STATS`` and logged once. ``face`` (the cached aligned face,
+    after the same augmentation) may carry ``landmarks68`` to skip the mesh.
     """
     img = np.asarray(crop)
     gray = img if img.ndim == 2 or img.shape[2] == 1 else (img[..., :3] @ np.array([0.299, 0.587, 0.114])).astype(
