@@ -197,6 +197,31 @@ def test_train_command_and_overrides(tmp_path, capsys):
         cli_main(["train", str(cfg_path), "--set", "optimizer.learning_rate=1"])
 
 
+def test_every_config_section_is_checked_before_any_data_is_prepared(tmp_path):
+    """One key check for every section (config_keys): misspelt or malformed sections stop at config time with the
+    section's name, the unknown keys and the known ones; data.augment too, not only once training starts."""
+    from fer_ros.errors import ConfigError
+    from fer_ros_training.train_config import resolve_config_path
+
+    raw = _quick(tmp_path)
+    feratt = yaml.safe_load(resolve_config_path("compare_ci_feratt_tiny").read_text())
+    cases = [
+        (raw, {"data.augment": {"rotate": 10}}, r"data.augment has unknown keys \['rotate'\]; known: \[.*'rotation'"),
+        (raw, {"data.augment": ["hflip"]}, "data.augment must be a mapping"),
+        (raw, {"data.cache": None}, r"data has unknown keys \['cache'\]"),
+        (raw, {"optimizer": "adam"}, "optimizer must be a mapping"),
+        (raw, {"scheduler.patience_epochs": 2}, r"scheduler has unknown keys \['patience_epochs'\]"),
+        (raw, {"optimiser.lr": 0.1}, r"config has unknown keys \['optimiser'\]"),
+        (feratt, {"background.grey": [0, 255]}, r"background has unknown keys \['grey'\]"),
+        (feratt, {"background": 0.5}, "background must be a mapping"),
+    ]
+    for base, overrides, match in cases:
+        with pytest.raises(ConfigError, match=match):
+            config_from_dict(base, overrides)
+    with pytest.raises(ConfigError, match="config must be a mapping"):
+        config_from_dict(["name", "x"])
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("network", ["rmn", "feratt"])
 def test_ddp_through_torchrun_on_one_cpu_process(tmp_path, network):

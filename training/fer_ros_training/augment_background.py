@@ -20,7 +20,7 @@ colour to tell face from background and the face's colour statistics are untouch
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from fer_ros.errors import ConfigError
+from fer_ros_training.config_keys import section_fields
 from fer_ros_training.data.datasets import FaceImageDataset
 
 # Centre of the 5-point face ellipse below the mid-eye point, in eye-to-mouth distances.
@@ -59,11 +60,7 @@ class BackgroundConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> BackgroundConfig:
-        data = dict(data or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"background has unknown keys {sorted(unknown)}; known: {sorted(names)}")
+        data = section_fields(cls, data, "background")
         if "gray" in data:
             data["gray"] = tuple(float(v) for v in data["gray"])
         cfg = cls(**data)

@@ -34,6 +34,7 @@ import yaml
 
 from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS, CropSpec, InputSpec, card_from_dict
+from fer_ros_training.config_keys import checked_keys, section_fields
 from fer_ros_training.data.config import DataConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -44,12 +45,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def _from_dict(cls, data: dict[str, Any] | None, section: str):
-    data = dict(data or {})
-    names = {f.name for f in fields(cls)}
-    unknown = set(data) - names
-    if unknown:
-        raise ConfigError(f"{section} has unknown keys {sorted(unknown)}; known: {sorted(names)}")
-    return cls(**data)
+    return cls(**section_fields(cls, data, section))
 
 
 @dataclass
@@ -173,13 +169,11 @@ def default_input(network: str) -> dict[str, Any]:
 
 def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Validate a config mapping; ``overrides`` are dotted keys (``optimizer.lr``) applied first."""
-    raw = copy.deepcopy(raw or {})
+    known = {f.name for f in fields(TrainConfig)} - {"raw"}
+    raw = copy.deepcopy(checked_keys(raw, known, "config"))
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
-    known = {f.name for f in fields(TrainConfig)} - {"raw"}
-    unknown = set(raw) - known
-    if unknown:
-        raise ConfigError(f"config has unknown keys {sorted(unknown)}; known: {sorted(known)}")
+    checked_keys(raw, known, "config")  # an override may name an unknown section too
     if "name" not in raw:
         raise ConfigError("config needs a 'name' (the run folder is named after it)")
     network = _from_dict(NetworkConfig, raw.get("network"), "network")

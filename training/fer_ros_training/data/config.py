@@ -17,14 +17,16 @@ Example::
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fer_ros.errors import ConfigError
+from fer_ros_training.config_keys import section_fields
 from fer_ros_training.data.bad_input import POLICIES
 from fer_ros_training.data.clips import DEFAULT_SEGMENTS
 from fer_ros_training.data.face_cache import DEFAULT_CACHE_DIR
+from fer_ros_training.data.transforms import AugmentConfig
 
 DATA_FORMATS = ("fer2013", "image_folders", "clips")
 
@@ -46,12 +48,7 @@ class DataConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:
-        data = dict(data or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"data has unknown keys {sorted(unknown)}; known: {sorted(names)}")
-        cfg = cls(**data)
+        cfg = cls(**section_fields(cls, data, "data"))
         if cfg.format not in DATA_FORMATS:
             raise ConfigError(f"data.format '{cfg.format}' is not one of {DATA_FORMATS}")
         if not cfg.root:
@@ -60,6 +57,7 @@ class DataConfig:
             raise ConfigError(f"data.on_bad_input '{cfg.on_bad_input}' is not one of {POLICIES}")
         if cfg.segments < 1:
             raise ConfigError(f"data.segments must be >= 1, got {cfg.segments}")
+        AugmentConfig.from_dict(cfg.augment)  # fail now, not after the data has been prepared
         return cfg
 
     @property

@@ -8,13 +8,14 @@ left and right points), so a landmark target or a face mask drawn from them stay
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from fer_ros.errors import ConfigError
+from fer_ros_training.config_keys import section_fields
 from fer_ros.model_card import InputSpec
 
 MAX_ROTATION = 90.0  # degrees; a larger augmentation angle is a config typo (radians or a full turn)
@@ -33,11 +34,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> AugmentConfig:
-        data = dict(data or {})
-        names = {f.name for f in fields(cls)}
-        unknown = set(data) - names
-        if unknown:
-            raise ConfigError(f"data.augment has unknown keys {sorted(unknown)}; known: {sorted(names)}")
+        data = section_fields(cls, data, "data.augment")
         cfg = cls(**{k: float(v) for k, v in data.items()})
         if not 0 <= cfg.hflip <= 1:
             raise ConfigError(f"data.augment.hflip is a probability, got {cfg.hflip}")
