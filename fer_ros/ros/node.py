@@ -53,6 +53,8 @@ class FerNode(Node):
         self._slot = FrameSlot()
         self._last_start = 0.0
         self._last_log: dict[str, float] = {}
+        # per-frame settings, kept here so the frame path does no parameter lookups; updated when set at run time
+        self._live = {"max_rate": float(p["max_rate"]), "debug_image": bool(p["debug_image"])}
 
         sensor_qos = QoSProfile(depth=1, reliability=qos_profile_sensor_data.reliability,
                                 durability=qos_profile_sensor_data.durability,
@@ -100,15 +102,16 @@ class FerNode(Node):
             raise FerRosError("; ".join(problems) + " (fix config/fer.yaml or the launch arguments)")
 
     def _on_set_parameters(self, params) -> SetParametersResult:
-        for param in params:
-            spec = BY_NAME.get(param.name)
-            if spec is None:
-                continue
-            reason = spec.validate(param.value)
+        known = [param for param in params if param.name in BY_NAME]
+        for param in known:  # all or nothing: refuse the whole set if one value is bad
+            reason = BY_NAME[param.name].validate(param.value)
             if reason:
                 return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
+        for param in known:
             if param.name == "smoothing":
                 self.pipeline.set_smoothing(float(param.value))
+            elif param.name in self._live:
+                self._live[param.name] = type(self._live[param.name])(param.value)
         return SetParametersResult(successful=True)
 
     # --- frames -----------------------------------------------------------------------------------------------------
@@ -124,7 +127,7 @@ class FerNode(Node):
                     return
                 continue
             msg, received = item
-            max_rate = self.get_parameter("max_rate").value
+            max_rate = self._live["max_rate"]
             if max_rate > 0 and received - self._last_start < 1.0 / max_rate:
                 self.stats.rate_limited += 1
                 continue
@@ -153,7 +156,7 @@ class FerNode(Node):
         self.stats.record(latency_ms, len(result.faces))
         if self.hri is not None:
             self.hri.publish(msg.header, result.faces)
-        if self.get_parameter("debug_image").value and self.debug_pub.get_subscription_count() > 0:
+        if self._live["debug_image"] and self.debug_pub.get_subscription_count() > 0:
             self._publish_debug(frame, color, result, msg.header)
 
     def _publish_debug(self, frame, color, result, header) -> None:
