@@ -21,6 +21,7 @@ class Detection:
     box: np.ndarray  # (4,) float32 x0, y0, x1, y1
     score: float
     landmarks: np.ndarray | None = None  # (5, 2) float32 or None when the detector gives none
+    landmark_source: str = "detector"  # where the landmarks come from: detector | mesh (none when landmarks is None)
 
     @property
     def width(self) -> float:
@@ -59,6 +60,13 @@ class FaceResult:
     frames_used: int = 1
     valence: float = math.nan
     arousal: float = math.nan
+    landmark_source: str = "detector"  # detector (its five points) | mesh (the face mesh) | none (NaN landmarks)
+
+    @property
+    def labelled(self) -> bool:
+        """False for faces below ``detector.min_face_size``: tracked and reported, but with no expression
+        (``label`` "", ``confidence`` NaN, empty ``probabilities``)."""
+        return bool(self.label)
 
 
 @dataclass

@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from fer_ros.frames import MAX_FRAME_SIDE
+from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
+
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-DETECTOR_BACKENDS = ("auto", "mediapipe", "opencv")
+DETECTOR_BACKENDS = ("auto", "retinaface", "mediapipe", "opencv")
 DETECTOR_MODELS = ("short", "full")
 
 
@@ -50,22 +53,36 @@ class NodeParameter:
 PARAMETERS: tuple[NodeParameter, ...] = (
     NodeParameter("compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage, JPEG or PNG) "
                   "instead of image (sensor_msgs/Image: rgb8, bgr8 or mono8).", read_only=True),
+    NodeParameter("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Images of more pixels (width x height, read from "
+                  "the JPEG/PNG header before decoding) are refused and counted as too_large: a small compressed "
+                  "file cannot make the node allocate gigabytes. The default fits 4K and 12 Mpx cameras.",
+                  _between(64, MAX_FRAME_SIDE * MAX_FRAME_SIDE)),
     NodeParameter("model", "mini_xception_fer2013", "Model id (a folder under models/ or share/fer_ros/models with "
                   "a model.yaml card) or a path to a model.yaml or model file.", _nonempty, True, True),
     NodeParameter("backend", "auto", "Inference backend: auto (TensorRT engine if the card names one and tensorrt "
                   "and a GPU are present, else ONNX Runtime), tensorrt, onnxruntime, torch.",
                   _choice(BACKENDS), True, True),
-    NodeParameter("detector.backend", "auto", "Face detector: auto (mediapipe, else OpenCV), mediapipe, opencv.",
+    NodeParameter("detector.backend", "auto", "Face detector: auto (retinaface, else mediapipe, else opencv), "
+                  "retinaface (RetinaFace MobileNet-0.25: faces from ~18 px, 0.5-5 m), mediapipe (BlazeFace: within "
+                  "~1.2 m short, ~2.5 m full), opencv (Haar cascade, frontal faces).",
                   _choice(DETECTOR_BACKENDS), True, True),
-    NodeParameter("detector.model", "short", "mediapipe detection model: short (faces within ~2 m) or full "
-                  "(up to ~5 m, ~3x slower).", _choice(DETECTOR_MODELS), True, True),
-    NodeParameter("detector.min_confidence", 0.5, "Minimum face detection score.", _between(0.0, 1.0), True, True),
-    NodeParameter("detector.min_face_size", 24, "Faces whose box is smaller than this many pixels are ignored.",
-                  _between(1, 4096), True, True),
+    NodeParameter("detector.model", "short", "mediapipe only: short (faces within ~1.2 m at 640x480) or full "
+                  "(within ~2.5 m, ~3x slower).", _choice(DETECTOR_MODELS), True, True),
+    NodeParameter("detector.min_confidence", 0.6, "Minimum face detection score.", _between(0.0, 1.0), True, True),
+    NodeParameter("detector.min_face_size", 32, "Faces narrower than this many pixels are detected, tracked and "
+                  "reported with their box, but get no expression label (a 64x64 model guesses on them).",
+                  _between(0, 4096), True, True),
     NodeParameter("detector.max_faces", 8, "At most this many faces per frame (the most confident).",
                   _between(1, 64), True, True),
-    NodeParameter("detector.use_mesh", True, "Refine the five landmarks with the face mesh (better alignment, "
-                  "~3 ms more per frame).", None, True, True),
+    NodeParameter("detector.use_mesh", True, "Refine the five landmarks with the face mesh for faces large enough "
+                  "for it (~64 px and up; smaller faces keep the detector's points).", None, True, True),
+    NodeParameter("detector.max_input_size", 640, "retinaface: the whole frame is scaled so its long side is at "
+                  "most this many pixels for the whole-frame pass (tracked faces are followed at full resolution).",
+                  _between(160, 4096), True, True),
+    NodeParameter("detector.full_frame_period", 0.1, "retinaface: seconds between whole-frame passes that find new "
+                  "faces (known faces are followed every frame); 0 = every frame.", _between(0.0, 10.0), True, True),
+    NodeParameter("detector.parallel", True, "retinaface: run the whole-frame pass in its own thread on the newest "
+                  "frame, so the per-frame path never waits for it (uses a second core).", None, True, True),
     NodeParameter("tracking.min_hits", 1, "Frames a face must be seen before it is reported.",
                   _between(1, 100), True, True),
     NodeParameter("tracking.max_misses", 5, "Frames a face may be missed before its track (and id) is dropped.",

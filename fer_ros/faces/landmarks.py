@@ -162,7 +162,7 @@ class MeshLandmarker:
                 i, j = np.unravel_index(np.argmax(iou), iou.shape)
                 if iou[i, j] < MIN_MATCH_IOU:
                     break
-                out[i] = replace(detections[i], landmarks=lms[j].copy())
+                out[i] = replace(detections[i], landmarks=lms[j].copy(), landmark_source="mesh")
                 iou[i, :] = -1.0
                 iou[:, j] = -1.0
                 matched += 1
