@@ -35,13 +35,28 @@ class DetectorUnavailableError(FerRosError):
 
 
 # --- per frame ----------------------------------------------------------------------------------------------------
+# Each per-frame error names the counter it is counted under (``reason``): the node's /diagnostics
+# (``rejected_<reason>``) and eval-bag's report use the same names, one per kind of rejection.
 class FrameError(FerRosError):
     """One frame could not be processed; the next frame is unaffected."""
 
+    reason = "failure"  # a library failing on one frame (detector, face mesh)
+
 
 class InvalidFrameError(FrameError, ValueError):
-    """The frame is empty, zero-sized, of the wrong dtype or channel count, or not decodable."""
+    """The frame is empty, zero-sized, of the wrong dtype, channel count or size, or not decodable."""
+
+    reason = "corrupt"  # every geometry or data error, including sides outside the accepted range
+
+
+class ImageTooLargeError(InvalidFrameError):
+    """A well-formed image whose header asks for more pixels than the node's pixel budget (``max_image_pixels``):
+    refused before decoding, so a small compressed file cannot make the node allocate gigabytes."""
+
+    reason = "too_large"
 
 
 class ModelOutputError(FrameError):
     """The model returned NaN/inf or a vector of the wrong length for a frame."""
+
+    reason = "model_output"

@@ -11,7 +11,7 @@ pytest.importorskip("rclpy", reason="needs the ROS 2 venv: source ./env.sh")
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 
 from fer_ros.datatypes import FaceResult, FrameResult  # noqa: E402
-from fer_ros.errors import InvalidFrameError  # noqa: E402
+from fer_ros.errors import ImageTooLargeError, InvalidFrameError  # noqa: E402
 from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingError,  # noqa: E402
                                      array_to_compressed, array_to_image, compressed_to_array, image_to_array,
                                      result_to_msg)
@@ -88,10 +88,74 @@ def test_compressed_depth_is_not_a_colour_image():
 def test_corrupt_compressed_image_is_a_frame_error(rgb):
     msg = array_to_compressed(rgb[:, :, ::-1], "jpeg")
     msg.data = bytes(len(msg.data))  # right size, wrong bytes
-    with pytest.raises(InvalidFrameError, match="decoded"):
+    with pytest.raises(InvalidFrameError, match="corrupt"):
         compressed_to_array(msg)
     with pytest.raises(UnsupportedEncodingError):
         compressed_to_array(CompressedImage(format="tiff", data=b"x"))
+
+
+def _compressed(data: bytes, fmt: str = "jpeg") -> CompressedImage:
+    return CompressedImage(format=fmt, data=data)
+
+
+def _encode(image: np.ndarray, ext: str, params: tuple = ()) -> bytes:
+    ok, buf = cv2.imencode(ext, image, list(params))
+    assert ok
+    return buf.tobytes()
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg"])
+def test_decompression_bomb_is_refused_from_its_header(ext):
+    # 5000x5000 gray: 25 Mpx of zeros compress to a few KB; decoded they would be above the 16.8 Mpx default
+    data = _encode(np.zeros((5000, 5000), np.uint8), ext)
+    assert len(data) < 1_000_000
+    with pytest.raises(ImageTooLargeError, match="5000x5000.*max_image_pixels") as info:
+        compressed_to_array(_compressed(data, ext[1:]))
+    assert info.value.reason == "too_large"
+    frame, _ = compressed_to_array(_compressed(data, ext[1:]), max_pixels=5000 * 5000)  # within a raised budget
+    assert frame.shape == (5000, 5000, 3)
+    with pytest.raises(ImageTooLargeError):  # raw images have the same budget
+        image_to_array(Image(height=5000, width=5000, encoding="mono8", step=5000, data=bytes(5000 * 5000)))
+
+
+def test_header_sizes_of_real_files():
+    from io import BytesIO
+
+    from PIL import Image as PILImage
+
+    from fer_ros.image_header import jpeg_size, png_size
+
+    astronaut = samples_astronaut()
+    h, w = astronaut.shape[:2]
+    assert jpeg_size(_encode(astronaut, ".jpg")) == (w, h) and png_size(_encode(astronaut, ".png")) == (w, h)
+    for options in ({"progressive": True}, {"exif": PILImage.Exif()}, {"quality": 40, "optimize": True}):
+        buf = BytesIO()
+        PILImage.fromarray(astronaut[:300, :200]).save(buf, "JPEG", **options)
+        assert jpeg_size(buf.getvalue()) == (200, 300), options
+    with pytest.raises(InvalidFrameError, match="frame header"):
+        jpeg_size(b"\xff\xd8\xff\xd9")
+
+
+def samples_astronaut() -> np.ndarray:
+    from fer_ros.samples import astronaut
+
+    return np.ascontiguousarray(astronaut()[:, :, ::-1])  # BGR, as cv2 encodes
+
+
+@pytest.mark.parametrize("damage", ["garbage", "zeros"])
+def test_corrupt_jpeg_data_is_refused_silently(capfd, damage):
+    data = bytearray(_encode(samples_astronaut(), ".jpg", (cv2.IMWRITE_JPEG_QUALITY, 90)))
+    mid = len(data) // 2
+    if damage == "garbage":  # a transmission error; a flipped bit that still decodes validly cannot be seen
+        data[mid:mid + 2000] = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    else:
+        data[mid:mid + 2000] = bytes(2000)
+    assert cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR) is not None  # OpenCV takes it
+    capfd.readouterr()
+    with pytest.raises(InvalidFrameError, match="corrupt") as info:
+        compressed_to_array(_compressed(bytes(data)))
+    assert info.value.reason == "corrupt"
+    assert "JPEG" not in capfd.readouterr().err  # libjpeg's warning is in the message, not on stderr
 
 
 def test_result_to_msg_fills_every_field():

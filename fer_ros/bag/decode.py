@@ -2,16 +2,18 @@
 
 Pixels are converted by the node's own functions (``fer_ros.ros.conversions``: ``image_to_array``,
 ``compressed_to_array``), so the offline evaluator feeds the pipeline exactly what fer_node would; this module adds
-the classification the reports need (from the conversions' exception types). Works on any object with the sensor_msgs field names (rosbags' message classes
-and rclpy's alike). Three reasons make a message unreadable, and each is counted, never silently skipped:
+the classification the reports need (each conversion error's ``reason``, the node's counter names). Works on any
+object with the sensor_msgs field names (rosbags' message classes and rclpy's alike). Four reasons make a message
+unreadable, and each is counted, never silently skipped:
 
 - ``corrupt``: the CDR bytes do not deserialize, the fields contradict each other (zero size, row stride shorter
-  than a row), or a compressed payload does not decode;
+  than a row), a compressed payload does not decode, or libjpeg reports corrupt data;
 - ``unsupported_encoding``: a valid image in an encoding the node does not take (rgba8, 16-bit, Bayer, YUV, float
   depth, compressedDepth, video codecs...);
 - ``truncated``: fewer bytes than the header promises (raw rows missing, JPEG without its end-of-image marker, PNG
   without its IEND chunk). OpenCV decodes a cut JPEG into a partly grey image without failing, so the end markers are
-  checked here.
+  checked here;
+- ``too_large``: the header asks for more pixels than ``max_image_pixels`` (refused before decoding).
 """
 from __future__ import annotations
 
@@ -20,14 +22,17 @@ from typing import Any, Callable
 
 import numpy as np
 
-from fer_ros.errors import InvalidFrameError
+from fer_ros.errors import ImageTooLargeError, InvalidFrameError
+from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
 from fer_ros.ros.conversions import (TruncatedImageError, UnsupportedEncodingError, compressed_to_array,
                                      image_to_array)
 
-REASON_CORRUPT = "corrupt"
-REASON_UNSUPPORTED = "unsupported_encoding"
-REASON_TRUNCATED = "truncated"
-UNREADABLE_REASONS = (REASON_CORRUPT, REASON_UNSUPPORTED, REASON_TRUNCATED)
+# the node's counter names (each error type's ``reason``), so a report and /diagnostics say the same
+REASON_CORRUPT = InvalidFrameError.reason
+REASON_UNSUPPORTED = UnsupportedEncodingError.reason
+REASON_TRUNCATED = TruncatedImageError.reason
+REASON_TOO_LARGE = ImageTooLargeError.reason
+UNREADABLE_REASONS = (REASON_CORRUPT, REASON_UNSUPPORTED, REASON_TRUNCATED, REASON_TOO_LARGE)
 
 
 class UnreadableMessage(InvalidFrameError):
@@ -59,29 +64,28 @@ class DecodedImage:
         return self.stamp_sec * 1_000_000_000 + self.stamp_nanosec
 
 
-def _convert(convert: Callable[[Any], tuple[np.ndarray, str]], msg: Any) -> tuple[np.ndarray, str]:
-    """The node's conversion, its errors classified (what the checks before it did not already catch)."""
+def _convert(convert: Callable[[Any, int], tuple[np.ndarray, str]], msg: Any,
+             max_pixels: int) -> tuple[np.ndarray, str]:
+    """The node's conversion, its errors classified under the node's own counter names."""
     try:
-        return convert(msg)
-    except UnsupportedEncodingError as exc:
-        raise UnreadableMessage(REASON_UNSUPPORTED, str(exc)) from exc
-    except TruncatedImageError as exc:
-        raise UnreadableMessage(REASON_TRUNCATED, str(exc)) from exc
-    except (InvalidFrameError, ValueError) as exc:
+        return convert(msg, max_pixels)
+    except InvalidFrameError as exc:
+        raise UnreadableMessage(exc.reason, str(exc)) from exc
+    except ValueError as exc:
         raise UnreadableMessage(REASON_CORRUPT, str(exc)) from exc
 
 
-def decode_raw_image(msg: Any) -> tuple[np.ndarray, str]:
+def decode_raw_image(msg: Any, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """``sensor_msgs/Image`` fields -> (array, colour) exactly as fer_node converts them; raises UnreadableMessage."""
-    return _convert(image_to_array, msg)
+    return _convert(image_to_array, msg, max_pixels)
 
 
-def decode_compressed_image(msg: Any) -> tuple[np.ndarray, str]:
+def decode_compressed_image(msg: Any, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """``sensor_msgs/CompressedImage`` (JPEG or PNG) -> (BGR array, "bgr") as fer_node decodes it."""
-    return _convert(compressed_to_array, msg)
+    return _convert(compressed_to_array, msg, max_pixels)
 
 
-def decode_image(msg: Any) -> DecodedImage:
+def decode_image(msg: Any, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> DecodedImage:
     """Image or CompressedImage message -> DecodedImage (raises UnreadableMessage with a reason)."""
     try:
         stamp = msg.header.stamp
@@ -89,17 +93,18 @@ def decode_image(msg: Any) -> DecodedImage:
     except (AttributeError, TypeError, ValueError) as exc:
         raise UnreadableMessage(REASON_CORRUPT, f"message has no usable header ({exc})") from exc
     if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        image, color = decode_compressed_image(msg)
+        image, color = decode_compressed_image(msg, max_pixels)
     else:
-        image, color = decode_raw_image(msg)
+        image, color = decode_raw_image(msg, max_pixels)
     return DecodedImage(image, color, sec, nanosec, frame_id)
 
 
-def deserialize_and_decode(store: Any, raw: bytes, msgtype: str) -> DecodedImage:
+def deserialize_and_decode(store: Any, raw: bytes, msgtype: str,
+                           max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> DecodedImage:
     """CDR bytes of an image message -> DecodedImage; corrupt CDR is classified like any other unreadable data."""
     try:
         msg = store.deserialize_cdr(raw, msgtype)
     except Exception as exc:  # rosbags raises SerdeError, struct.error, IndexError, UnicodeDecodeError... on garbage
         raise UnreadableMessage(REASON_CORRUPT, f"CDR data of {len(raw)} bytes does not deserialize as "
                                 f"{msgtype} ({type(exc).__name__})") from exc
-    return decode_image(msg)
+    return decode_image(msg, max_pixels)

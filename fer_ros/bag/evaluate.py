@@ -152,7 +152,8 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
             t0 = time.perf_counter()
             spent["read"] += t0 - t_read
             try:
-                decoded = deserialize_and_decode(source.store, message.raw, message.connection.msgtype)
+                decoded = deserialize_and_decode(source.store, message.raw, message.connection.msgtype,
+                                                 int(params["max_image_pixels"]))
             except UnreadableMessage as exc:
                 ledger.add_unreadable(exc.reason, index, None, exc.detail)
                 t_read = time.perf_counter()
@@ -170,7 +171,7 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
             try:
                 result = pipeline.process(decoded.image, stamp, decoded.color)
             except FrameError as exc:
-                ledger.add_dropped(type(exc).__name__, index, stamp, str(exc))
+                ledger.add_dropped(exc.reason, index, stamp, str(exc))
                 per_readable.append(None)
                 t_read = time.perf_counter()
                 spent["pipeline"] += t_read - t1

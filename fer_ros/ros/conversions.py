@@ -10,14 +10,15 @@ import numpy as np
 
 from fer_ros.datatypes import FrameResult
 from fer_ros.errors import InvalidFrameError
+from fer_ros.image_header import (DEFAULT_MAX_IMAGE_PIXELS, JPEG_MAGIC, PNG_MAGIC, check_pixel_budget, jpeg_size,
+                                  png_size)
 
 # encoding -> (channels, colour name the core understands)
 SUPPORTED_ENCODINGS: dict[str, tuple[int, str]] = {"rgb8": (3, "rgb"), "bgr8": (3, "bgr"), "mono8": (1, "gray")}
 COMPRESSED_FORMATS = ("jpeg", "jpg", "png")
 # image_transport formats that mention png/jpeg but are not colour images, and video codecs
 UNSUPPORTED_COMPRESSED = ("compresseddepth", "h264", "h265", "hevc", "theora", "ffmpeg", "av1", "vp8", "vp9")
-_JPEG_MAGIC, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
-_PNG_MAGIC, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+_JPEG_END, _PNG_END = b"\xff\xd9", b"IEND"
 JPEG_TRAILER_BYTES = 64  # the end-of-image marker is searched this far from the end (some encoders pad with zeros)
 PNG_TRAILER_BYTES = 12  # IEND chunk: 4 length + 4 type + 4 CRC, always the last bytes of a complete PNG
 
@@ -25,14 +26,19 @@ PNG_TRAILER_BYTES = 12  # IEND chunk: 4 length + 4 type + 4 CRC, always the last
 class UnsupportedEncodingError(InvalidFrameError):
     """The image encoding is not rgb8, bgr8 or mono8 (16-bit depth, Bayer, YUV...), or not JPEG/PNG colour."""
 
+    reason = "unsupported_encoding"
+
 
 class TruncatedImageError(InvalidFrameError):
     """Fewer bytes than the image needs: raw rows missing, a JPEG without its end marker, a PNG without IEND.
     (OpenCV decodes a cut JPEG into a partly grey image without failing, so the end markers are checked.)"""
 
+    reason = "truncated"
 
-def image_to_array(msg) -> tuple[np.ndarray, str]:
-    """View a sensor_msgs/Image as HxWx3 or HxW uint8 and return it with its colour ("rgb", "bgr" or "gray")."""
+
+def image_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """View a sensor_msgs/Image as HxWx3 or HxW uint8 and return it with its colour ("rgb", "bgr" or "gray").
+    Images of more than ``max_pixels`` pixels raise ImageTooLargeError."""
     encoding = msg.encoding.lower()
     if encoding not in SUPPORTED_ENCODINGS:
         raise UnsupportedEncodingError(
@@ -42,6 +48,7 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise InvalidFrameError(f"image is empty ({width}x{height})")
+    check_pixel_budget(width, height, max_pixels, "image")
     if step < width * channels:
         raise InvalidFrameError(f"image step {step} is smaller than width*channels {width * channels}")
     buf = np.frombuffer(msg.data, dtype=np.uint8)  # rclpy gives array('B') or bytes: zero-copy view either way
@@ -54,8 +61,14 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     return frame, color
 
 
-def compressed_to_array(msg) -> tuple[np.ndarray, str]:
-    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) to HxWx3 BGR uint8."""
+def compressed_to_array(msg, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG) to HxWx3 BGR uint8.
+
+    Checked before decoding: the data starts as a JPEG or PNG, ends with its end marker (else TruncatedImageError),
+    and its header's size is within ``max_pixels`` (else ImageTooLargeError). JPEGs are decoded by libjpeg-turbo in
+    strict mode (simplejpeg): data libjpeg has to guess over ("Corrupt JPEG data: ...") raises InvalidFrameError
+    instead of giving a damaged frame, and nothing is printed on stderr.
+    """
     fmt = str(msg.format).lower()
     if not any(f in fmt for f in COMPRESSED_FORMATS) or any(f in fmt for f in UNSUPPORTED_COMPRESSED):
         raise UnsupportedEncodingError(f"compressed format '{msg.format}' is not supported; use jpeg or png "
@@ -63,17 +76,33 @@ def compressed_to_array(msg) -> tuple[np.ndarray, str]:
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise TruncatedImageError("compressed image has no data")
-    head = data[:8].tobytes()
-    if head.startswith(_JPEG_MAGIC):
+    head = data[:32].tobytes()
+    if head.startswith(JPEG_MAGIC):
         if not data[-JPEG_TRAILER_BYTES:].tobytes().rstrip(b"\0").endswith(_JPEG_END):
             raise TruncatedImageError(f"JPEG of {data.size} bytes has no end-of-image marker: truncated")
-    elif head.startswith(_PNG_MAGIC) and _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
+        check_pixel_budget(*jpeg_size(memoryview(data)), max_pixels, "JPEG")
+        return _decode_jpeg(data), "bgr"
+    if not head.startswith(PNG_MAGIC):
+        raise InvalidFrameError(f"compressed image ({msg.format}, {data.size} bytes) is neither JPEG nor PNG data: "
+                                f"corrupt")
+    if _PNG_END not in data[-PNG_TRAILER_BYTES:].tobytes():
         raise TruncatedImageError(f"PNG of {data.size} bytes has no IEND chunk: truncated")
+    check_pixel_budget(*png_size(head), max_pixels, "PNG")
     frame = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if frame is None:
-        raise InvalidFrameError(f"compressed image ({msg.format}, {data.size} bytes) could not be decoded: corrupt "
-                                f"or truncated data")
+        raise InvalidFrameError(f"PNG of {data.size} bytes could not be decoded: corrupt data")
     return frame, "bgr"
+
+
+def _decode_jpeg(data: np.ndarray) -> np.ndarray:
+    import simplejpeg
+
+    try:
+        return simplejpeg.decode_jpeg(data, colorspace="BGR", strict=True)
+    except ValueError as exc:
+        if "premature end" in str(exc).lower() and "file" in str(exc).lower():
+            raise TruncatedImageError(f"JPEG of {data.size} bytes ends early: {exc}") from exc
+        raise InvalidFrameError(f"JPEG of {data.size} bytes has corrupt data: {exc}") from exc
 
 
 def array_to_image(frame: np.ndarray, encoding: str = "rgb8", header=None):
