@@ -61,6 +61,7 @@ class FaceResult:
     valence: float = math.nan
     arousal: float = math.nan
     landmark_source: str = "detector"  # detector (its five points) | mesh (the face mesh) | none (NaN landmarks)
+    aligned: np.ndarray | None = None  # (H, W, C) uint8 crop the model saw, card colour; PipelineConfig.keep_aligned
 
     @property
     def labelled(self) -> bool:

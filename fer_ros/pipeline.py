@@ -24,14 +24,14 @@ import numpy as np
 
 from fer_ros.datatypes import NUM_LANDMARKS, FaceResult, FrameResult, StageTimings
 from fer_ros.errors import ConfigError, FerRosError, FrameError, InvalidFrameError
-from fer_ros.faces.align import align_batch
+from fer_ros.faces.align import align_crops, normalize
 from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS, DetectorConfig, create_detector
 from fer_ros.faces.frontend import FaceFinder
 from fer_ros.faces.landmarks import create_landmarker
 from fer_ros.frames import to_rgb
 from fer_ros.inference import BACKENDS, create_backend
 from fer_ros.registry import DEFAULT_MODEL, resolve_model
-from fer_ros.temporal import MAX_SMOOTHING, EmaSmoother, TemporalStage
+from fer_ros.temporal import MAX_SMOOTHING, TemporalStage
 from fer_ros.tracking import FaceTracker, TrackerConfig
 
 LOG = logging.getLogger("fer_ros.pipeline")
@@ -87,6 +87,7 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     smoothing: float = 0.0  # EMA factor for single-frame models: weight of the previous estimate, 0 = off
     fan_window: int = 0  # frames a FAN aggregates; 0 = the card's window
+    keep_aligned: bool = False  # keep each face's aligned uint8 crop in FaceResult.aligned (ROS4HRI publishes it)
 
     def validate(self) -> PipelineConfig:
         """Raise ConfigError naming the bad value and what is accepted; return self."""
@@ -193,9 +194,7 @@ class EmotionPipeline:
 
     def set_smoothing(self, factor: float) -> None:
         """Change the EMA factor at run time (node parameter ``smoothing``); existing per-track state is kept."""
-        self.temporal.smoother.factor = EmaSmoother(factor).factor  # validates the range
-        if factor == 0.0:
-            self.temporal.smoother.reset()
+        self.temporal.set_smoothing(factor)
         self.config.smoothing = float(factor)
 
     # --- per frame ----------------------------------------------------------------------------------------------
@@ -247,7 +246,8 @@ class EmotionPipeline:
         min_side = self.config.detector.min_face_size
         labelled = [f for f in confirmed if min(f.detection.width, f.detection.height) >= min_side]
         dets = [f.detection for f in labelled]
-        batch = align_batch(rgb, "rgb", dets, self.card) if dets else self._empty_batch
+        crops = align_crops(rgb, "rgb", dets, self.card) if dets else None
+        batch = normalize(crops, self.card.input) if dets else self._empty_batch
         timings.align_ms = (time.perf_counter() - t) * 1e3
 
         estimates: dict[int, tuple[np.ndarray, int]] = {}
@@ -257,6 +257,10 @@ class EmotionPipeline:
             for i, f in enumerate(labelled):
                 estimates[f.track_id] = (out.probabilities[i].astype(np.float32, copy=True), int(out.frames_used[i]))
         faces = [self._face_result(f, estimates.get(f.track_id)) for f in confirmed]
+        if self.config.keep_aligned and dets:  # the crops the model saw, in the card's colour
+            by_id = {f.track_id: crops[i] for i, f in enumerate(labelled)}
+            for face in faces:
+                face.aligned = by_id.get(face.face_id)
         timings.total_ms = (time.perf_counter() - t_start) * 1e3
         return FrameResult(stamp=float(stamp), image_size=(h, w), model_id=self.card.id, labels=self.card.labels,
                            faces=faces, timings=timings)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Hashable
 
 import numpy as np
 
@@ -134,8 +135,15 @@ class TemporalStage:
     def window(self) -> int:
         return self.buffers.window if self.buffers else 1
 
-    def run(self, track_ids: list[int], batch: np.ndarray) -> TemporalOutput:
-        """(N, C, H, W) aligned faces of tracks ``track_ids`` -> probabilities after temporal processing."""
+    def set_smoothing(self, factor: float) -> None:
+        """Change the EMA factor (validated); existing per-track state is kept, or dropped when smoothing goes off."""
+        self.smoother.factor = EmaSmoother(factor).factor
+        if factor == 0.0:
+            self.smoother.reset()
+
+    def run(self, track_ids: list[Hashable], batch: np.ndarray) -> TemporalOutput:
+        """(N, C, H, W) aligned faces of tracks ``track_ids`` (ints, or REP-155 string ids) -> probabilities after
+        temporal processing."""
         t0 = time.perf_counter()
         bookkeeping = 0.0
         if self.buffers is None:
