@@ -14,6 +14,8 @@ from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DETECTOR_BACKENDS = ("auto", "retinaface", "mediapipe", "opencv")
 DETECTOR_MODELS = ("short", "full")
+HRI_MODES = ("pipeline", "companion", "off")
+HRI_COMPANION_IMAGES = ("aligned", "cropped")
 
 
 def _choice(options: tuple[str, ...]) -> Callable[[Any], str | None]:
@@ -97,8 +99,12 @@ PARAMETERS: tuple[NodeParameter, ...] = (
                   "skipped frames are counted as rate-limited.", _between(0.0, 1000.0)),
     NodeParameter("debug_image", True, "Publish debug_image (boxes, ids, labels) when someone subscribes to it.",
                   None),
-    NodeParameter("hri.enabled", True, "Also publish hri_msgs/Expression on /humans/faces/<id>/expression "
-                  "(ROS4HRI, REP-155) when hri_msgs is installed.", None, True),
+    NodeParameter("hri.mode", "pipeline", "ROS4HRI (REP-155) role. pipeline: also publish /humans/faces/tracked "
+                  "and, per face, roi, cropped, aligned, landmarks and expression (off with a log line when hri_msgs "
+                  "is not installed). companion: no camera and no detector; add /humans/faces/<id>/expression to "
+                  "the faces another REP-155 detector lists. off: EmotionArray only.", _choice(HRI_MODES), True),
+    NodeParameter("hri.companion_image", "aligned", "Companion role: the per-face image classified, "
+                  "/humans/faces/<id>/aligned or /humans/faces/<id>/cropped.", _choice(HRI_COMPANION_IMAGES), True),
     NodeParameter("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", _between(0.1, 60.0), True),
     NodeParameter("diagnostics.latency_warn_ms", 50.0, "Processing latency p95 above which diagnostics say WARN.",
                   _between(0.0, 1e6)),
@@ -109,6 +115,15 @@ PARAMETERS: tuple[NodeParameter, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def refusal(params) -> str | None:
+    """Why a run-time set of rclpy Parameters is refused (its first bad value), or None; unknown names pass."""
+    for param in params:
+        reason = BY_NAME[param.name].validate(param.value) if param.name in BY_NAME else None
+        if reason:
+            return f"{param.name} {reason}"
+    return None
 
 
 def defaults() -> dict[str, Any]:

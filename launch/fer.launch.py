@@ -3,6 +3,7 @@
     ros2 launch fer_ros fer.launch.py camera:=/head_camera/image_raw
     ros2 launch fer_ros fer.launch.py camera:=/head_camera/image_raw compressed:=true backend:=tensorrt \
         model:=/opt/models/rmn_fer2013/model.yaml namespace:=perception
+    ros2 launch fer_ros fer.launch.py hri_mode:=companion     # beside hri_face_detect: expressions for its faces
 """
 from pathlib import Path
 
@@ -32,6 +33,10 @@ def generate_launch_description() -> LaunchDescription:
                                           "are present, else ONNX Runtime)."),
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="YAML file with fer_node's parameters (fer_node: ros__parameters:)."),
+        DeclareLaunchArgument("hri_mode", default_value="pipeline", choices=["pipeline", "companion", "off"],
+                              description="ROS4HRI role: pipeline (fer_node is the face detector: /humans/faces/...),"
+                                          " companion (expressions for another REP-155 detector's faces; no camera)"
+                                          ", off."),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace for the node and its relative topics (emotions, "
                                           "debug_image)."),
@@ -40,6 +45,7 @@ def generate_launch_description() -> LaunchDescription:
         "compressed": ParameterValue(PythonExpression(["'", compressed, "' == 'true'"]), value_type=bool),
         "model": LaunchConfiguration("model"),
         "backend": LaunchConfiguration("backend"),
+        "hri.mode": LaunchConfiguration("hri_mode"),
     }
     remappings = [("image", camera), ("image/compressed", [camera, "/compressed"])]
     node = Node(package="fer_ros", executable="fer_node", name="fer_node", namespace=LaunchConfiguration("namespace"),

@@ -1,133 +1,135 @@
-"""The ROS4HRI output (hri_msgs/Expression on /humans/faces/<id>/expression), exercised for real.
+"""The ROS4HRI face pipeline role against the real hri_msgs, over DDS, with real processes.
 
-hri_msgs is not on PyPI, so this test builds a package of that name with colcon, whose Expression message has the
-fields the node fills (header, expression, valence, arousal, confidence: the ROS4HRI message's fields), puts it on the
-node's path, and listens from a separate process as a ROS4HRI consumer would.
+fer_node (the installed executable, config/fer.yaml) sees camera frames from this test; a REP-155 client in another
+process (``hri_peer.py consumer``) knows nothing of fer_ros's ids: it learns the faces from /humans/faces/tracked,
+subscribes to their topics as libhri does (reliable) and prints what it gets. Then the face leaves the camera and its
+topics must leave the graph.
 """
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import textwrap
+import re
 import time
-from pathlib import Path
 
 import pytest
 
+rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 venv: scripts/setup.sh, then source ./env.sh")
 pytest.importorskip("fer_ros.msg", reason="fer_ros is not built: run scripts/setup.sh")
-if shutil.which("colcon") is None:
-    pytest.skip("colcon is not on PATH: source ./env.sh", allow_module_level=True)
 
-import rclpy  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
-from fer_ros.ros import graph  # noqa: E402
 from fer_ros.ros.conversions import array_to_image  # noqa: E402
-from fer_ros.samples import one_face  # noqa: E402
+from fer_ros.samples import FRAME_HEIGHT, FRAME_WIDTH, no_face, one_face  # noqa: E402
+from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix  # noqa: E402
 
 pytestmark = pytest.mark.ros
-
-PACKAGE_XML = """<?xml version="1.0"?>
-<package format="3">
-  <name>hri_msgs</name><version>0.0.1</version><description>test build of the Expression message</description>
-  <maintainer email="fer-ros@users.noreply.github.com">fer_ros tests</maintainer><license>Apache-2.0</license>
-  <buildtool_depend>ament_cmake</buildtool_depend><buildtool_depend>rosidl_default_generators</buildtool_depend>
-  <depend>std_msgs</depend><member_of_group>rosidl_interface_packages</member_of_group>
-  <export><build_type>ament_cmake</build_type></export>
-</package>
-"""
-CMAKELISTS = """cmake_minimum_required(VERSION 3.16)
-project(hri_msgs)
-find_package(ament_cmake REQUIRED)
-find_package(rosidl_default_generators REQUIRED)
-find_package(std_msgs REQUIRED)
-rosidl_generate_interfaces(${PROJECT_NAME} "msg/Expression.msg" DEPENDENCIES std_msgs)
-ament_package()
-"""
-EXPRESSION_MSG = """std_msgs/Header header
-string expression
-float32 valence
-float32 arousal
-float32 confidence
-"""
-LISTENER = textwrap.dedent("""
-    import json, sys, rclpy
-    from hri_msgs.msg import Expression
-    rclpy.init()
-    node = rclpy.create_node("hri_listener")
-    def on_msg(m):
-        print(json.dumps({"expression": m.expression, "confidence": m.confidence, "valence": m.valence,
-                          "frame_id": m.header.frame_id}), flush=True)
-        raise SystemExit(0)
-    node.create_subscription(Expression, sys.argv[1], on_msg, 10)
-    try:
-        rclpy.spin(node)
-    except SystemExit:
-        pass
-""")
+STARTUP_TIMEOUT_S = 120.0  # model load + DDS discovery of three processes on two busy cores
+FRAME_PERIOD_S = 0.2
+PER_FACE = ("roi", "cropped", "aligned", "landmarks", "expression")
 
 
 @pytest.fixture(scope="module")
-def hri_prefix(tmp_path_factory) -> Path:
-    ws = tmp_path_factory.mktemp("hri_ws")
-    pkg = ws / "src" / "hri_msgs"
-    (pkg / "msg").mkdir(parents=True)
-    (pkg / "package.xml").write_text(PACKAGE_XML)
-    (pkg / "CMakeLists.txt").write_text(CMAKELISTS)
-    (pkg / "msg" / "Expression.msg").write_text(EXPRESSION_MSG)
-    build = subprocess.run(
-        ["colcon", "--log-base", str(ws / "log"), "build", "--base-paths", str(ws / "src"), "--build-base",
-         str(ws / "build"), "--install-base", str(ws / "install"), "--cmake-args", f"-DPython3_EXECUTABLE={sys.executable}",
-         "-DBUILD_TESTING=OFF"], cwd=ws, capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
-    return ws / "install" / "hri_msgs"
+def env():
+    return hri_env(hri_msgs_prefix())
 
 
-def env_with(prefix: Path) -> dict[str, str]:
-    env = graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
-    site = next(prefix.glob("lib/python3*/site-packages"))
-    env["PYTHONPATH"] = f"{site}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    env["LD_LIBRARY_PATH"] = f"{prefix / 'lib'}{os.pathsep}{env.get('LD_LIBRARY_PATH', '')}"
-    env["AMENT_PREFIX_PATH"] = f"{prefix}{os.pathsep}{env.get('AMENT_PREFIX_PATH', '')}"
-    return env
+class Camera:
+    """This test's camera: publishes frames and remembers the stamps it gave them."""
 
+    def __init__(self) -> None:
+        rclpy.init()
+        self.node = rclpy.create_node("hri_test_camera")
+        self.pub = self.node.create_publisher(Image, "/hri_cam/image", qos_profile_sensor_data)
+        self.stamps: set[tuple[int, int]] = set()
 
-def test_expression_per_face_on_the_ros4hri_topic(hri_prefix):
-    env = env_with(hri_prefix)
-    log = tempfile.TemporaryFile(mode="w+")
-    node = graph.start(graph.node_command(graph.default_params_file(), remap={"image": "/hri_cam/image",
-                                                                                "emotions": "/hri/emotions"}),
-                       env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    listener = subprocess.Popen([sys.executable, "-c", LISTENER, "/humans/faces/fer1/expression"], env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    rclpy.init()
-    cam = rclpy.create_node("hri_test_camera")
-    pub = cam.create_publisher(Image, "/hri_cam/image", qos_profile_sensor_data)
-    frame = array_to_image(one_face().rgb, "rgb8")
-    frame.header.frame_id = "hri_camera"
-    try:
-        deadline = time.monotonic() + 60.0
-        while listener.poll() is None and time.monotonic() < deadline:
-            frame.header.stamp = cam.get_clock().now().to_msg()
-            pub.publish(frame)
-            time.sleep(0.2)
-        out, err = listener.communicate(timeout=10.0)
-    finally:
-        cam.destroy_node()
+    def publish(self, rgb) -> None:
+        msg = array_to_image(rgb, "rgb8")
+        msg.header.frame_id = "hri_camera"
+        msg.header.stamp = self.node.get_clock().now().to_msg()
+        self.stamps.add((msg.header.stamp.sec, msg.header.stamp.nanosec))
+        self.pub.publish(msg)
+
+    def publishers(self, topic: str) -> int:
+        return self.node.count_publishers(topic)
+
+    def close(self) -> None:
+        self.node.destroy_node()
         rclpy.shutdown()
-        if listener.poll() is None:
-            graph.stop(listener)
-        code = graph.stop(node)
-    log.seek(0)
-    node_log = log.read()
-    assert out.strip(), f"no Expression received\nlistener: {err[-2000:]}\nnode: {node_log[-3000:]}"
-    msg = json.loads(out.strip().splitlines()[-1])
-    assert msg["expression"] == "happy" and 0.5 < msg["confidence"] <= 1.0  # the astronaut smiles
-    assert msg["frame_id"] == "hri_camera" and msg["valence"] == 0.0  # the default model gives no valence
+
+
+def stream_until(camera: Camera, rgb, done, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        camera.publish(rgb)
+        time.sleep(FRAME_PERIOD_S)
+        if done():
+            return True
+    return False
+
+
+def test_faces_are_discovered_through_tracked_and_leave_with_their_topics(env):
+    node = FerNodeProcess(env, remap={"image": "/hri_cam/image", "emotions": "/hri/emotions"})
+    consumer = Peer(["consumer"], env)
+    camera = Camera()
+    face = one_face()
+    try:
+        def face_complete() -> bool:
+            return any(all(consumer.of(name, i) for name in PER_FACE) for e in consumer.of("tracked") for i in e["ids"])
+
+        got_face = stream_until(camera, face.rgb, face_complete, STARTUP_TIMEOUT_S)
+        listed = [e for e in consumer.of("tracked") if e["ids"]]
+        ids = {i for e in listed for i in e["ids"]}
+        face_id = next(iter(ids), None)
+
+        def topics() -> dict[str, int]:
+            return {n: camera.publishers(f"/humans/faces/{face_id}/{n}") for n in PER_FACE}
+
+        def gone() -> bool:  # an empty list after the face was listed, and no publisher left on its topics
+            tracked = consumer.of("tracked")
+            last = max((k for k, e in enumerate(tracked) if e["ids"]), default=len(tracked))
+            return any(not e["ids"] for e in tracked[last + 1:]) and not any(topics().values())
+
+        topics_while_there = topics()
+        left = got_face and stream_until(camera, no_face().rgb, gone, STARTUP_TIMEOUT_S)
+        topics_after = topics()
+    finally:
+        camera.close()
+        consumer_err = consumer.stop()
+        code, node_log = node.stop()
+    context = f"\nconsumer: {consumer_err}\nnode: {node_log[-3000:]}"
+    assert got_face, f"the consumer never got every per-face topic; events: {consumer.events[-10:]}{context}"
+    assert len(ids) == 1 and re.fullmatch(r"[a-z]{4}[0-9]+", face_id), f"one face, one stable id: {ids}"
+    assert all(e["ids"] == [face_id] for e in listed)
+    assert all(tuple(e["header"][:2]) in camera.stamps and e["header"][2] == "hri_camera"
+               for e in consumer.events if "header" in e), "everything is stamped with its source image's header"
+    assert topics_while_there == dict.fromkeys(PER_FACE, 1)
+
+    roi = consumer.of("roi", face_id)[-1]
+    truth = face.faces[0].box / [FRAME_WIDTH, FRAME_HEIGHT, FRAME_WIDTH, FRAME_HEIGHT]
+    assert 0.0 <= roi["xmin"] < roi["xmax"] <= 1.0 and 0.0 <= roi["ymin"] < roi["ymax"] <= 1.0
+    assert abs((roi["xmin"] + roi["xmax"]) / 2 - (truth[0] + truth[2]) / 2) < 0.05
+    assert abs((roi["ymin"] + roi["ymax"]) / 2 - (truth[1] + truth[3]) / 2) < 0.07
+    assert 0.5 <= roi["c"] <= 1.0  # the detection score
+
+    expression = consumer.of("expression", face_id)[-1]
+    assert expression["expression"] == "happy" and 0.5 < expression["confidence"] <= 1.0  # the astronaut smiles
+    assert expression["valence"] == 0.0 and expression["arousal"] == 0.0  # the default model gives neither
+    roi_stamps = {tuple(e["header"]) for e in consumer.of("roi", face_id)}
+    assert {tuple(e["header"]) for e in consumer.of("expression", face_id)} & roi_stamps, "same frames, same stamps"
+
+    cropped = consumer.of("cropped", face_id)[-1]
+    assert cropped["encoding"] == "rgb8" and cropped["bytes"] == cropped["width"] * cropped["height"] * 3
+    assert abs(cropped["width"] - (roi["xmax"] - roi["xmin"]) * FRAME_WIDTH) <= 2.5
+    aligned = consumer.of("aligned", face_id)[-1]
+    assert (aligned["encoding"], aligned["width"], aligned["height"]) == ("mono8", 64, 64)  # the default model's input
+
+    points = consumer.of("landmarks", face_id)[-1]["points"]
+    for slot in (68, 69, 30, 48, 54):  # pupils, nose tip, outer mouth corners
+        x, y, _ = points[slot]
+        assert roi["xmin"] <= x <= roi["xmax"] and roi["ymin"] <= y <= roi["ymax"], (slot, points[slot], roi)
+    assert points[68][0] < points[69][0] and points[48][0] < points[54][0]  # the person's right is the image's left
+    assert all(p == [0.0, 0.0, 0.0] for k, p in enumerate(points) if k not in (68, 69, 30, 48, 54))
+
+    assert left, f"the face's topics stayed after it left (publishers: {topics_after}){context}"
     assert "ROS4HRI output on" in node_log
-    assert code == 0
+    assert code == 0, node_log[-3000:]

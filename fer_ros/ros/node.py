@@ -10,7 +10,8 @@ Topics (relative, so a namespace or remapping moves them):
   emotions (fer_ros/EmotionArray)                                               out, one per processed frame
   debug_image (sensor_msgs/Image, bgr8)                                         out, only built when subscribed
   /diagnostics (diagnostic_msgs/DiagnosticArray)                                out
-  /humans/faces/<id>/expression (hri_msgs/Expression)                           out, when hri_msgs is installed
+  /humans/faces/tracked, /humans/faces/<id>/... (ROS4HRI, hri_msgs)             out, hri.mode pipeline (fer_ros.ros.hri)
+With hri.mode companion the node is fer_ros.ros.hri_companion's instead: no camera, another detector's faces.
 """
 from __future__ import annotations
 
@@ -26,10 +27,10 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.errors import FerRosError, FrameError
 from fer_ros.msg import EmotionArray
-from fer_ros.node_parameters import BY_NAME, PARAMETERS
+from fer_ros.node_parameters import BY_NAME, PARAMETERS, refusal
 from fer_ros.ros.conversions import array_to_image, compressed_to_array, image_to_array, result_to_msg
 from fer_ros.ros.frame_slot import FrameSlot
-from fer_ros.ros.hri import HriPublisher, import_expression
+from fer_ros.ros.hri import HriPublisher, import_hri_msgs
 from fer_ros.ros.lifecycle import run_node
 from fer_ros.ros.stats import NodeStats
 
@@ -47,6 +48,8 @@ class FerNode(Node):
         from fer_ros.pipeline import EmotionPipeline, PipelineConfig  # heavy imports after parameters are valid
 
         config = PipelineConfig.from_flat({param.name: p[param.name] for param in PARAMETERS if param.pipeline})
+        hri_msgs, hri_off = import_hri_msgs() if p["hri.mode"] == "pipeline" else (None, "hri.mode is off")
+        config.keep_aligned = hri_msgs is not None  # published on /humans/faces/<id>/aligned
         self.pipeline = EmotionPipeline(config)
         self.stats = NodeStats()
         self._slot = FrameSlot()
@@ -72,13 +75,12 @@ class FerNode(Node):
         self.create_timer(float(p["diagnostics.period"]), self._publish_diagnostics)
 
         self.hri = None
-        if p["hri.enabled"]:
-            expression_type, why = import_expression()
-            if expression_type is None:
-                self.get_logger().info(f"ROS4HRI output off: {why}")
-            else:
-                self.hri = HriPublisher(self, expression_type)
-                self.get_logger().info("ROS4HRI output on: /humans/faces/<id>/expression")
+        if hri_msgs is None:
+            self.get_logger().info(f"ROS4HRI output off: {hri_off}")
+        else:
+            self.hri = HriPublisher(self, hri_msgs, p["tracking.max_misses"], self.pipeline.card.input.color)
+            self.get_logger().info(f"ROS4HRI output on: /humans/faces/tracked, /humans/faces/<id>/"
+                                   f"{{roi,cropped,aligned,landmarks,expression}} (ids {self.hri.ids.token}<track>)")
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self._worker = threading.Thread(target=self._work, name="fer_worker", daemon=True)
@@ -103,10 +105,9 @@ class FerNode(Node):
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         known = [param for param in params if param.name in BY_NAME]
-        for param in known:  # all or nothing: refuse the whole set if one value is bad
-            reason = BY_NAME[param.name].validate(param.value)
-            if reason:
-                return SetParametersResult(successful=False, reason=f"{param.name} {reason}")
+        reason = refusal(known)  # all or nothing: refuse the whole set if one value is bad
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
         for param in known:
             if param.name == "smoothing":
                 self.pipeline.set_smoothing(float(param.value))
@@ -149,7 +150,7 @@ class FerNode(Node):
         self.emotions_pub.publish(result_to_msg(result, msg.header, latency_ms))
         self.stats.record(latency_ms, len(result.faces))
         if self.hri is not None:
-            self.hri.publish(msg.header, result.faces)
+            self.hri.publish(msg.header, frame, color, result)
         if self._live["debug_image"] and self.debug_pub.get_subscription_count() > 0:
             self._publish_debug(frame, color, result, msg.header)
 
@@ -193,8 +194,23 @@ class FerNode(Node):
         self.pipeline.close()
 
 
+def make_node() -> Node:
+    """fer_node in the role its hri.mode parameter asks for (read by a short-lived probe node)."""
+    probe = Node(NODE_NAME, automatically_declare_parameters_from_overrides=True, start_parameter_services=False,
+                 enable_rosout=False)
+    try:
+        mode = probe.get_parameter("hri.mode").value if probe.has_parameter("hri.mode") else None
+    finally:
+        probe.destroy_node()
+    if mode == "companion":
+        from fer_ros.ros.hri_companion import FerCompanionNode
+
+        return FerCompanionNode()
+    return FerNode()
+
+
 def main(argv: list[str] | None = None) -> int:
-    return run_node(FerNode, argv if argv is not None else sys.argv, NODE_NAME)
+    return run_node(make_node, argv if argv is not None else sys.argv, NODE_NAME)
 
 
 if __name__ == "__main__":
