@@ -8,7 +8,8 @@ So ``FaceFinder.find`` does, per frame:
    A track whose window holds no face is a miss for the tracker (it coasts, then is dropped).
 2. **Discover** new faces with a whole-frame pass every ``full_frame_period`` seconds of stamp time (at once when
    no face is tracked yet, and whenever the stamps jump back far). Its candidates that no followed face overlaps are
-   verified in a window in the current frame (the detector's ``candidates`` + ``detect_regions``) and added; a face
+   verified in a window in the current frame (the detector's ``candidates`` + ``detect_regions`` at its stricter
+   ``new_face_score``: strict to start a track, lenient to keep one) and added; a face
    that enters is therefore reported within one period (0.1 s by default) plus a frame.
    With ``parallel`` on, the whole-frame pass runs in its own thread on the newest frame handed to it (ONNX Runtime
    releases the GIL, so it uses the second core); its candidates, one or more frames old by then, are verified in
@@ -135,7 +136,7 @@ class FaceFinder:
         self.cfg = cfg
         self.log = logger or _log
         self.stats = FinderStats()
-        self.follows = hasattr(detector, "detect_regions") and hasattr(detector, "candidates")
+        self.follows = all(hasattr(detector, a) for a in ("detect_regions", "candidates", "new_face_score"))
         self._last_full: float | None = None
         self._background = _BackgroundDetection(detector) if (cfg.parallel and self.follows) else None
 
@@ -173,7 +174,8 @@ class FaceFinder:
             known = np.concatenate([predicted] + [d.box[None] for d in followed])
             unknown = [d for d in candidates if not len(known) or box_iou(d.box[None], known).max() < NEW_FACE_IOU]
             if unknown:
-                new = [d for d in self.detector.detect_regions(rgb, np.stack([d.box for d in unknown])) if d is not None]
+                boxes = np.stack([d.box for d in unknown])
+                new = [d for d in self.detector.detect_regions(rgb, boxes, self.detector.new_face_score) if d is not None]
                 self.stats.discovered += len(new)
                 followed += new
         return merge_duplicates(followed, self.stats)[: self.cfg.max_faces]
