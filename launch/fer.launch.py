@@ -32,7 +32,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="Inference backend (auto: TensorRT when an engine, tensorrt and a GPU "
                                           "are present, else ONNX Runtime)."),
         DeclareLaunchArgument("params_file", default_value=default_params,
-                              description="YAML file with fer_node's parameters (fer_node: ros__parameters:)."),
+                              description="YAML file with fer_node's parameters, keyed '/**/fer_node: "
+                                          "ros__parameters:' (a bare 'fer_node:' is ignored under a namespace)."),
         DeclareLaunchArgument("hri_mode", default_value="pipeline", choices=["pipeline", "companion", "off"],
                               description="ROS4HRI role: pipeline (fer_node is the face detector: /humans/faces/...),"
                                           " companion (expressions for another REP-155 detector's faces; no camera)"

@@ -1,6 +1,7 @@
 """The parameter table, config/fer.yaml and the README agree, and every bad value is refused with a reason."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,25 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 def test_config_file_holds_exactly_the_declared_parameters_with_their_defaults():
     config = yaml.safe_load((REPO / "config" / "fer.yaml").read_text())
-    flat = _flatten(config["fer_node"]["ros__parameters"])
+    flat = _flatten(config["/**/fer_node"]["ros__parameters"])
     assert flat == defaults()
+
+
+# rcl applies a section keyed `fer_node:` (or `/fer_node:`) only to a node named exactly /fer_node: under a namespace
+# every value in it would be dropped silently. These two keys match fer_node in any namespace (checked with the real
+# node in test_node_namespace.py).
+NAMESPACE_PROOF_KEYS = {"/**", "/**/fer_node"}
+
+
+def test_every_shipped_or_documented_parameters_key_applies_under_a_namespace():
+    places = [REPO / "README.md", REPO / "launch" / "fer.launch.py", *sorted((REPO / "docs").glob("*.md")),
+              *sorted((REPO / "config").glob("*.yaml")), *sorted((REPO / "fer_ros").rglob("*.py"))]
+    keys = {}
+    for path in places:  # `KEY: ros__parameters` in prose and code, KEY:<newline> ros__parameters: in YAML
+        for key in re.findall(r"([\w/*]+):['`\s]*ros__parameters", path.read_text()):
+            keys.setdefault(key, []).append(path.relative_to(REPO).as_posix())
+    assert "/**/fer_node" in keys, "config/fer.yaml no longer found"
+    assert {k: v for k, v in keys.items() if k not in NAMESPACE_PROOF_KEYS} == {}
 
 
 def test_every_parameter_is_described_and_listed_in_the_readme():

@@ -34,12 +34,12 @@ STARTUP_TIMEOUT_S = 60.0  # node start (imports, model load) and DDS discovery o
 class Harness:
     """A node of the test's own: publishes camera frames, collects emotions and diagnostics."""
 
-    def __init__(self, compressed: bool, emotions_topic: str = "/emotions") -> None:
+    def __init__(self, compressed: bool, emotions_topic: str = "/emotions", camera: str = "/cam/image") -> None:
         self.node = rclpy.create_node(f"test_harness_{int(time.time() * 1000) % 100000}")
-        if compressed:
-            self.pub = self.node.create_publisher(CompressedImage, "/cam/image/compressed", qos_profile_sensor_data)
+        if compressed:  # image_transport's convention: <camera>/compressed
+            self.pub = self.node.create_publisher(CompressedImage, f"{camera}/compressed", qos_profile_sensor_data)
         else:
-            self.pub = self.node.create_publisher(Image, "/cam/image", qos_profile_sensor_data)
+            self.pub = self.node.create_publisher(Image, camera, qos_profile_sensor_data)
         self.emotions: list[tuple[float, EmotionArray]] = []
         self.diagnostics: list[DiagnosticArray] = []
         self.node.create_subscription(EmotionArray, emotions_topic, lambda m: self.emotions.append((time.time(), m)),
@@ -98,11 +98,16 @@ def ros_context():
     rclpy.shutdown()
 
 
-def start_node(compressed: bool, emotions_topic: str = "/emotions", **params) -> subprocess.Popen:
-    """The installed node; its output goes to a temporary file (an unread pipe would fill and block the node)."""
-    cmd = graph.node_command(graph.default_params_file(), remap={
-        "image": "/cam/image", "image/compressed": "/cam/image/compressed", "emotions": emotions_topic},
-        params={"compressed": compressed, **params})
+def start_node(compressed: bool, emotions_topic: str = "/emotions", params_file: Path | None = None,
+               remap: dict[str, str | None] | None = None, **params) -> subprocess.Popen:
+    """The installed node; its output goes to a temporary file (an unread pipe would fill and block the node).
+    ``remap`` adds rules to the default ones (/cam/image) or, with None, drops one (e.g. ``{"image/compressed": None}``
+    leaves only ``image`` remapped); ``__ns`` sets the namespace."""
+    rules = {"image": "/cam/image", "image/compressed": "/cam/image/compressed", "emotions": emotions_topic,
+             **(remap or {})}
+    cmd = graph.node_command(params_file or graph.default_params_file(),
+                             remap={k: v for k, v in rules.items() if v is not None},
+                             params={"compressed": compressed, **params})
     log = tempfile.TemporaryFile(mode="w+")
     proc = graph.start(cmd, graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])), stdout=log,
                        stderr=subprocess.STDOUT, text=True)

@@ -1,8 +1,9 @@
 """fer_node's parameters read from a ROS 2 parameters file, exactly as the node would get them, without ROS.
 
-The file is the node's own (``config/fer.yaml``: ``fer_node: ros__parameters: ...``, nested mappings meaning dotted
-names); ``/**`` wildcard sections apply first, then the node's section. Values are checked with the node's own table
-(``fer_ros.node_parameters``), so a file the node would refuse is refused here with the same reason.
+The file is the node's own (``config/fer.yaml``: ``/**/fer_node: ros__parameters: ...``, nested mappings meaning
+dotted names); ``/**`` wildcard sections apply first, then the node's section (``/**/fer_node``, ``fer_node``).
+Values are checked with the node's own table (``fer_ros.node_parameters``), so a file the node would refuse is refused
+here with the same reason.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from fer_ros.errors import ConfigError
 from fer_ros.node_parameters import BY_NAME, PARAMETERS, defaults
 
 NODE_NAME = "fer_node"  # the section fer_node reads in a parameters file
-_SECTIONS = ("/**", "**", NODE_NAME, "/" + NODE_NAME)  # in order of application: wildcards, then the node's own
+# in order of application: wildcards, then the node's own (/**/fer_node: in any namespace, as config/fer.yaml has it)
+_SECTIONS = ("/**", "**", "/**/" + NODE_NAME, NODE_NAME, "/" + NODE_NAME)
 
 
 def default_params_file() -> Path | None:
@@ -53,7 +55,8 @@ def read_node_params(path: Path | str | None = None) -> tuple[dict[str, Any], li
         raise ConfigError(f"parameters file {path} is not valid YAML: {exc}") from exc
     sections = [data[s] for s in _SECTIONS if isinstance(data, dict) and s in data]
     if not sections:
-        raise ConfigError(f"parameters file {path} has no '{NODE_NAME}:' (or '/**:') section; top-level keys: "
+        raise ConfigError(f"parameters file {path} has no '/**/{NODE_NAME}:' (or '{NODE_NAME}:', '/**:') section; "
+                          f"top-level keys: "
                           f"{', '.join(map(str, data)) if isinstance(data, dict) else type(data).__name__}")
     unknown: list[str] = []
     problems: list[str] = []

@@ -181,7 +181,8 @@ class FerNode(Node):
             self.get_parameter("diagnostics.min_rate_hz").value)
         values.update({"backend": self.pipeline.backend_name, "detector": self.pipeline.detector_name,
                        "model": self.pipeline.model_id})
-        status = DiagnosticStatus(level=bytes([level]), name=f"{self.get_name()}: facial expression recognition",
+        status = DiagnosticStatus(level=bytes([level]),  # the fully qualified name tells namespaced nodes apart
+                                  name=f"{self.get_fully_qualified_name()}: facial expression recognition",
                                   message=message, hardware_id=self.pipeline.backend_name,
                                   values=[KeyValue(key=k, value=v) for k, v in values.items()])
         array = DiagnosticArray(status=[status])
