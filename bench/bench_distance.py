@@ -466,8 +466,10 @@ def walk_frames(w: int, h: int, frames: int, faces: int, bank: list[BankFace], w
     k = w / 640
     rng = np.random.default_rng(1)
     base = scene("coffee", w, h)
-    starts = rng.uniform([0.2 * w, 0.25 * h], [0.8 * w, 0.75 * h], size=(faces, 2))
-    ends = rng.uniform([0.2 * w, 0.25 * h], [0.8 * w, 0.75 * h], size=(faces, 2))
+    band = w / faces  # each face moves within its own vertical band, so faces never cover one another
+    lo = np.array([[(j + 0.3) * band, 0.25 * h] for j in range(faces)])
+    hi = np.array([[(j + 0.7) * band, 0.75 * h] for j in range(faces)])
+    starts, ends = rng.uniform(lo, hi), rng.uniform(lo, hi)
     out = []
     for i in range(frames):
         t = i / max(frames - 1, 1)
@@ -491,19 +493,23 @@ def stream_fps(frames: list, parallel: bool) -> tuple[float, dict]:
     cfg = PipelineConfig()
     cfg.detector.parallel = parallel
     with EmotionPipeline(cfg) as pipe:
-        for i in range(10):  # warm-up
-            pipe.process(frames[i % len(frames)][0], i / 30)
-        pipe.reset()
+        first, truth = frames[0]
+        for i in range(100):  # warm-up on the first frame at camera pace until every face is tracked
+            if len(pipe.process(first, i / 30).faces) == len(truth):
+                break
+            time.sleep(1 / 30)
+        passes = pipe.finder.stats.full_frame_passes
         t = time.perf_counter()
-        for i, (frame, _) in enumerate(frames):
-            pipe.process(frame, 100 + i / 30)
+        for i, (frame, _) in enumerate(frames[1:]):
+            pipe.process(frame, (100 + i) / 30)
         wall = time.perf_counter() - t
-        return len(frames) / wall, dict(pipe.finder.stats.__dict__)
+        stats = dict(pipe.finder.stats.__dict__, full_frame_passes=pipe.finder.stats.full_frame_passes - passes)
+        return (len(frames) - 1) / wall, stats
 
 
-def entering(bank: list[BankFace], parallel: bool) -> float | None:
-    """ms from the frame a second face appears in to its first report, frames paced at 30 Hz."""
-    frames = walk_frames(640, 480, 60, 2, bank, enter_at=30)
+def entering(bank: list[BankFace], parallel: bool, enter_at: int) -> float | None:
+    """ms of stamp time from the frame a second face appears in to its first report, frames paced at 30 Hz."""
+    frames = walk_frames(640, 480, enter_at + 30, 2, bank, enter_at=enter_at)
     cfg = PipelineConfig()
     cfg.detector.parallel = parallel
     with EmotionPipeline(cfg) as pipe:
@@ -512,8 +518,8 @@ def entering(bank: list[BankFace], parallel: bool) -> float | None:
             while time.perf_counter() - start < i / 30:  # camera pacing, so a thread gets its real time
                 time.sleep(0.001)
             r = pipe.process(frame, i / 30)
-            if i >= 30 and any(found_and_false(f.box[None], truth[-1][None])[0] for f in r.faces):
-                return (i - 30) / 30 * 1e3
+            if i >= enter_at and any(found_and_false(f.box[None], truth[-1][None])[0] for f in r.faces):
+                return (i - enter_at) / 30 * 1e3
     return None
 
 
@@ -541,11 +547,12 @@ def print_streams(bank: list[BankFace]) -> None:
                   f"(target >= {target:g}) {'PASS' if fps >= target else 'MISS'}; passes {stats['full_frame_passes']}"
                   f", windows {stats['followed']}")
     for parallel in (True, False):
-        ms = entering(bank, parallel)
-        verdict = "MISS" if ms is None or ms > ENTER_TARGET_MS else "PASS"
-        shown = "never" if ms is None else f"{ms:.0f} ms"
-        print(f"  a face entering at 640x480 ({'thread' if parallel else 'inline'}): reported after {shown} "
-              f"(target <= {ENTER_TARGET_MS:g} ms) {verdict}")
+        delays = [entering(bank, parallel, at) for at in range(30, 36)]  # every phase of the 0.1 s schedule
+        worst = None if None in delays else max(delays)
+        verdict = "MISS" if worst is None or worst > ENTER_TARGET_MS else "PASS"
+        shown = ", ".join("never" if d is None else f"{d:.0f}" for d in delays)
+        print(f"  a face entering at 640x480 ({'thread' if parallel else 'inline'}), 6 entry frames: reported after "
+              f"{shown} ms (target <= {ENTER_TARGET_MS:g} ms) {verdict}")
     for res in ("640x480", "1280x720"):
         ids, seen, total = walk_ids(bank, *RESOLUTIONS[res])
         print(f"  walk 1 m -> 4 m -> 1 m at {res}: seen in {seen}/{total} frames, ids {sorted(ids)} "
