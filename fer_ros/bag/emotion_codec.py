@@ -48,6 +48,7 @@ class EmotionArrayCodec:
                 face_id=int(face.face_id),
                 roi=self._roi(x_offset=x, y_offset=y, height=h, width=w, do_rectify=False),
                 landmarks=landmarks,
+                landmark_source=str(face.landmark_source),
                 detection_confidence=float(face.detection_score),
                 label=str(face.label),
                 confidence=float(face.confidence),

@@ -82,12 +82,17 @@ class TrackSmoother:
         self.smoother = EmaSmoother(factor)
 
     def __call__(self, result: FrameResult) -> FrameResult:
-        if not result.faces:
+        labelled = [f for f in result.faces if f.labelled]  # faces under min_face_size carry no probabilities
+        if not labelled:
             return result
-        raw = np.stack([np.asarray(f.probabilities, dtype=np.float32) for f in result.faces])
-        smoothed = self.smoother.update([f.face_id for f in result.faces], raw)
+        raw = np.stack([np.asarray(f.probabilities, dtype=np.float32) for f in labelled])
+        smoothed = dict(zip([f.face_id for f in labelled], self.smoother.update([f.face_id for f in labelled], raw)))
         faces: list[FaceResult] = []
-        for face, p in zip(result.faces, smoothed):
+        for face in result.faces:
+            p = smoothed.get(face.face_id)
+            if p is None:
+                faces.append(face)
+                continue
             top = int(np.argmax(p))
             faces.append(replace(face, probabilities=p.astype(np.float32, copy=True), label=result.labels[top],
                                  confidence=float(p[top])))

@@ -40,7 +40,7 @@ def score(run: EvalRun) -> dict[str, Any]:
     truth: list[int] = []
     predicted: list[int] = []
     missing = {"frame_not_processed": 0, "no_face_in_frame": 0, "face_id_not_in_frame": 0,
-               "prediction_not_in_labels": 0}
+               "face_below_min_face_size": 0, "prediction_not_in_labels": 0}
     for frame_index, frame_labels in assigned.items():
         record = run.frame_records[frame_index]
         for fl in frame_labels:
@@ -50,6 +50,9 @@ def score(run: EvalRun) -> dict[str, Any]:
             face = record.target_face(fl.face)
             if face is None:
                 missing["no_face_in_frame" if not record.faces else "face_id_not_in_frame"] += 1
+                continue
+            if not face.label:  # tracked, but smaller than detector.min_face_size: no expression was estimated
+                missing["face_below_min_face_size"] += 1
                 continue
             p = index.get(face.label.lower())
             if p is None:
@@ -80,6 +83,8 @@ def _tracks(frames: list, raw: bool) -> dict[int, TrackLabels]:
     for record in frames:
         for face in record.faces:
             label = face.raw_label if raw else face.label
+            if not label:  # below min_face_size: no label to flicker
+                continue
             t = tracks.setdefault(face.face_id, TrackLabels([], []))
             t.stamps.append(record.stamp)
             t.labels.append(str(label))

@@ -159,6 +159,7 @@ def result_to_msg(result: FrameResult, header, latency_ms: float):
         e.roi.x_offset, e.roi.y_offset = int(round(x0)), int(round(y0))
         e.roi.width, e.roi.height = max(0, int(round(x1 - x0))), max(0, int(round(y1 - y0)))
         e.landmarks = [Point32(x=float(x), y=float(y), z=0.0) for x, y in face.landmarks[:5]]
+        e.landmark_source = face.landmark_source
         e.detection_confidence = float(face.detection_score)
         e.label = face.label
         e.confidence = float(face.confidence)
