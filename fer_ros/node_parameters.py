@@ -53,8 +53,8 @@ class NodeParameter:
 
 
 PARAMETERS: tuple[NodeParameter, ...] = (
-    NodeParameter("compressed", False, "Subscribe to image/compressed (sensor_msgs/CompressedImage, JPEG or PNG) "
-                  "instead of image (sensor_msgs/Image: rgb8, bgr8 or mono8).", read_only=True),
+    NodeParameter("compressed", False, "Subscribe to <image>/compressed (sensor_msgs/CompressedImage, JPEG or "
+                  "PNG; the resolved image topic + /compressed unless image/compressed is remapped) instead of image (sensor_msgs/Image: rgb8, bgr8 or mono8).", read_only=True),
     NodeParameter("max_image_pixels", DEFAULT_MAX_IMAGE_PIXELS, "Images of more pixels (width x height, read from "
                   "the JPEG/PNG header before decoding) are refused and counted as too_large: a small compressed "
                   "file cannot make the node allocate gigabytes. The default fits 4K and 12 Mpx cameras.",

@@ -48,7 +48,7 @@ def generate_launch_description() -> LaunchDescription:
         "backend": LaunchConfiguration("backend"),
         "hri.mode": LaunchConfiguration("hri_mode"),
     }
-    remappings = [("image", camera), ("image/compressed", [camera, "/compressed"])]
+    remappings = [("image", camera)]  # compressed:=true: the node subscribes to <camera>/compressed
     node = Node(package="fer_ros", executable="fer_node", name="fer_node", namespace=LaunchConfiguration("namespace"),
                 parameters=[LaunchConfiguration("params_file"), overrides], remappings=remappings, output="screen",
                 emulate_tty=True)

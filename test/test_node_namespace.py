@@ -1,9 +1,10 @@
 """fer_node as a robot runs it, under namespaces and remappings: the shipped parameters file applies with and without a
-namespace and /diagnostics tells nodes apart by their fully qualified names. Real node processes, real DDS on
-loopback.
+namespace, /diagnostics tells nodes apart by their fully qualified names, and compressed input follows the remapped
+``image`` topic (image_transport's ``<image>/compressed``). Real node processes, real DDS on loopback.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,8 @@ from rclpy.parameter import parameter_value_to_python  # noqa: E402
 from test_node_ros import STARTUP_TIMEOUT_S, Harness, node_output, ros_context, start_node  # noqa: E402,F401
 
 from fer_ros.ros import graph  # noqa: E402
+from fer_ros.ros.conversions import array_to_compressed  # noqa: E402
+from fer_ros.samples import one_face  # noqa: E402
 
 pytestmark = pytest.mark.ros
 SHIPPED_PARAMS = Path(__file__).resolve().parents[1] / "config" / "fer.yaml"
@@ -79,3 +82,23 @@ def test_diagnostics_name_each_node_by_its_fully_qualified_name(two_nodes):
 
     expected = {name + DIAGNOSTIC_NAME for name in procs}
     assert harness.wait_for(lambda: expected <= names(), STARTUP_TIMEOUT_S), f"diagnostics named {names()}"
+
+
+@pytest.mark.parametrize("remap,camera", [
+    ({"image": "/cam2/image_raw", "image/compressed": None}, "/cam2/image_raw"),  # -r image:=... is enough
+    ({"image": None, "image/compressed": "/cam3/image/compressed"}, "/cam3/image"),  # an explicit remap still wins
+], ids=["image-remapped", "image-compressed-remapped"])
+def test_compressed_input_follows_the_remapped_image_topic(ros_context, remap, camera):
+    proc = start_node(True, emotions_topic="/remap/emotions", remap=remap)
+    harness = Harness(compressed=True, emotions_topic="/remap/emotions", camera=camera)
+    try:
+        sample = one_face()
+        harness.send_until_answered(lambda: array_to_compressed(sample.bgr, "jpeg"))
+        # the detector's whole-frame pass may run beside the first frames: the face comes within a few frames
+        answers = [harness.send_until_answered(lambda: array_to_compressed(sample.bgr, "jpeg"), timeout=10.0)
+                   for _ in range(5)]
+        assert any(len(msg.emotions) == 1 for msg in answers), [len(msg.emotions) for msg in answers]
+        assert re.search(rf"ready: {camera}/compressed -> /remap/emotions", node_output(proc)), node_output(proc)
+    finally:
+        harness.close()
+        assert graph.stop(proc) == 0, node_output(proc)

@@ -6,7 +6,7 @@ frames instead of queueing them), publishes results stamped with the source head
 /diagnostics.
 
 Topics (relative, so a namespace or remapping moves them):
-  image (sensor_msgs/Image) or image/compressed (sensor_msgs/CompressedImage)   in
+  image (sensor_msgs/Image) or <image>/compressed (sensor_msgs/CompressedImage) in; remapping image is enough
   emotions (fer_ros/EmotionArray)                                               out, one per processed frame
   debug_image (sensor_msgs/Image, bgr8)                                         out, only built when subscribed
   /diagnostics (diagnostic_msgs/DiagnosticArray)                                out
@@ -64,9 +64,9 @@ class FerNode(Node):
                                 history=qos_profile_sensor_data.history)
         self.compressed = bool(p["compressed"])
         if self.compressed:
-            self.create_subscription(CompressedImage, "image/compressed", self._on_image, sensor_qos)
+            image_sub = self.create_subscription(CompressedImage, self._compressed_topic(), self._on_image, sensor_qos)
         else:
-            self.create_subscription(Image, "image", self._on_image, sensor_qos)
+            image_sub = self.create_subscription(Image, "image", self._on_image, sensor_qos)
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", 10)
         self.debug_pub = self.create_publisher(Image, "debug_image", sensor_qos)
         from diagnostic_msgs.msg import DiagnosticArray
@@ -85,10 +85,9 @@ class FerNode(Node):
 
         self._worker = threading.Thread(target=self._work, name="fer_worker", daemon=True)
         self._worker.start()
-        topic = self.resolve_topic_name("image/compressed" if self.compressed else "image")
         self.get_logger().info(
-            f"ready: {topic} -> {self.resolve_topic_name('emotions')}; model {self.pipeline.model_id} on "
-            f"{self.pipeline.backend_name}; detector {self.pipeline.detector_name}; labels "
+            f"ready: {image_sub.topic_name} -> {self.resolve_topic_name('emotions')}; model {self.pipeline.model_id} "
+            f"on {self.pipeline.backend_name}; detector {self.pipeline.detector_name}; labels "
             f"{', '.join(self.pipeline.labels)}")
 
     # --- parameters -------------------------------------------------------------------------------------------------
@@ -116,6 +115,14 @@ class FerNode(Node):
         return SetParametersResult(successful=True)
 
     # --- frames -----------------------------------------------------------------------------------------------------
+    def _compressed_topic(self) -> str:
+        """image_transport's ``<image>/compressed`` of the resolved ``image``, so ``-r image:=/cam/image_raw`` alone
+        gives /cam/image_raw/compressed; an explicit ``image/compressed`` remap still wins."""
+        explicit = self.resolve_topic_name("image/compressed")
+        if explicit != self.resolve_topic_name("image/compressed", only_expand=True):
+            return explicit
+        return self.resolve_topic_name("image") + "/compressed"
+
     def _on_image(self, msg) -> None:
         self.stats.received += 1
         self._slot.put(msg)
