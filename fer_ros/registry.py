@@ -52,14 +52,24 @@ def resolve_model(name: str | os.PathLike = DEFAULT_MODEL) -> ModelCard:
     if not text:
         raise ModelCardError(f"empty model name: give an id (e.g. {DEFAULT_MODEL}) or a path to a model.yaml")
     if _looks_like_path(text) or Path(text).exists():
-        return load_card(Path(text).expanduser())
+        path = Path(text).expanduser()
+        if not path.exists():  # say so, rather than "no model card at <its parent>/model.yaml"
+            raise ModelCardError(f"model path {path} does not exist. Give a model id ({_known_models()}) or the path "
+                                 f"of a model.yaml, of a model folder holding one, or of a model file with its "
+                                 f"{CARD_FILENAME} beside it")
+        return load_card(path)
     for d in search_dirs():
         if (d / text / CARD_FILENAME).is_file():
             return load_card(d / text)
+    raise ModelCardError(f"no model '{text}' ({_known_models()}). Put a folder with a model.yaml there, add its "
+                         f"parent to ${MODEL_PATH_ENV}, or pass a path")
+
+
+def _known_models() -> str:
+    """What a model id may be here: the ids found and the folders searched (for error messages)."""
     known = ", ".join(sorted(list_models())) or "none"
     where = ", ".join(str(d) for d in search_dirs()) or "no model folder exists"
-    raise ModelCardError(f"no model '{text}' (known: {known}; searched {where}). Put a folder with a model.yaml "
-                         f"there, add its parent to ${MODEL_PATH_ENV}, or pass a path")
+    return f"known: {known}; searched {where}"
 
 
 ENGINE_SUFFIXES = (".engine", ".plan")  # serialized TensorRT engines, as `fer-ros build-engine` names them

@@ -26,7 +26,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("compressed", default_value="false", choices=["true", "false"],
                               description="Subscribe to <camera>/compressed (JPEG/PNG) instead of <camera>."),
         DeclareLaunchArgument("model", default_value="mini_xception_fer2013",
-                              description="Model id under share/fer_ros/models, or a path to a model.yaml."),
+                              description="Model id (under share/fer_ros/models or $FER_ROS_MODEL_PATH), or a path to "
+                                          "a model.yaml or to a model folder holding one."),
         DeclareLaunchArgument("backend", default_value="auto",
                               choices=["auto", "tensorrt", "onnxruntime", "torch"],
                               description="Inference backend (auto: TensorRT when an engine, tensorrt and a GPU "

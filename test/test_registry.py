@@ -69,6 +69,17 @@ def test_unknown_id_lists_what_exists(clean_env):
         resolve_model("rmn_affectnet")
 
 
+@pytest.mark.parametrize("arg", ["/nonexistent", "/nonexistent/model.yaml", "models/typo", "~/no_such_model"])
+def test_a_missing_path_says_it_does_not_exist_and_what_is_accepted(clean_env, arg):
+    with pytest.raises(ModelCardError) as info:
+        resolve_model(arg)
+    text = str(info.value)
+    assert f"model path {Path(arg).expanduser()} does not exist" in text, text
+    assert f"known: {DEFAULT_MODEL}" in text and str(SOURCE_MODELS) in text, text  # the ids, and where they are
+    assert "model.yaml" in text and "model folder" in text, text  # and the path forms
+    assert "no model card at" not in text, text
+
+
 def test_empty_name_is_an_error(clean_env):
     with pytest.raises(ModelCardError, match="empty model name"):
         resolve_model("  ")
