@@ -90,8 +90,8 @@ def write_bag(path: Path, compressed: bool = False, storage: str = "sqlite3", br
                 face_id=1, roi=T["sensor_msgs/msg/RegionOfInterest"](x_offset=90, y_offset=20, height=120,
                                                                       width=110, do_rectify=False),
                 landmarks=[T["geometry_msgs/msg/Point32"](x=0.0, y=0.0, z=0.0) for _ in range(5)],
-                detection_confidence=0.9, label=label, confidence=conf, probabilities=probs, frames_used=1,
-                valence=math.nan, arousal=math.nan)
+                landmark_source="detector", detection_confidence=0.9, label=label, confidence=conf,
+                probabilities=probs, frames_used=1, valence=math.nan, arousal=math.nan)
             arr = T["fer_ros/msg/EmotionArray"](header=header, model_id="mini_xception_fer2013",
                                                  labels=list(FER2013_LABELS), emotions=[emo],
                                                  processing_latency_ms=4.0)

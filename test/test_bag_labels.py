@@ -118,8 +118,8 @@ def _label_bag(tmp_path: Path, storage: str, version: int) -> Path:
     emotion = t["fer_ros/msg/Emotion"]
     roi = t["sensor_msgs/msg/RegionOfInterest"](x_offset=1, y_offset=2, height=3, width=4, do_rectify=False)
     point = t["geometry_msgs/msg/Point32"](x=0.0, y=0.0, z=0.0)
-    e = emotion(face_id=9, roi=roi, landmarks=[point] * 5, detection_confidence=1.0, label="disgust",
-                confidence=1.0, probabilities=np.zeros(7, np.float32), frames_used=1, valence=math.nan,
+    e = emotion(face_id=9, roi=roi, landmarks=[point] * 5, landmark_source="detector", detection_confidence=1.0,
+                label="disgust", confidence=1.0, probabilities=np.zeros(7, np.float32), frames_used=1, valence=math.nan,
                 arousal=math.nan)
     arr = t["fer_ros/msg/EmotionArray"](header=header(STAMPS[3]), model_id="truth", labels=list(FER2013_LABELS),
                                         emotions=[e], processing_latency_ms=0.0)

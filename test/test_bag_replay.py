@@ -87,8 +87,9 @@ def test_lockstep_replay_through_the_installed_node_equals_offline(bag, tmp_path
     path, labels, face_stamps = bag
     env = graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
     log = open(tmp_path / "fer_node.log", "w")
-    node = graph.start(graph.node_command(graph.default_params_file(), remap={"image": TOPIC}), env,
-                       stdout=log, stderr=log)
+    # the whole-frame pass inline, as offline: the node's own thread would see lockstep frames at machine speed
+    node = graph.start(graph.node_command(graph.default_params_file(), remap={"image": TOPIC},
+                                          params={"detector.parallel": False}), env, stdout=log, stderr=log)
     out = tmp_path / "live"
     try:
         done = _replay([str(path), "--topic", TOPIC, "--out", str(out), "--lockstep", "--labels", str(labels),

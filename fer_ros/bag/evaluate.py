@@ -117,6 +117,10 @@ def create_pipeline(params: dict[str, Any], smoothing_override: float | None = N
     flat = pipeline_params(params)
     if smoothing_override is not None:
         flat["smoothing"] = smoothing_override
+    # Offline, frames come as fast as the machine reads them, not at camera time: a whole-frame pass in its own thread
+    # would land on whichever frame happens to be current. Inline, the result depends on the bag alone (same bag,
+    # same output), and the schedule (one whole-frame pass per detector.full_frame_period of stamp time) is the same.
+    flat["detector.parallel"] = False
     return EmotionPipeline(PipelineConfig.from_flat(flat))
 
 

@@ -59,8 +59,10 @@ def _start_node(args: argparse.Namespace, publish_topic: str, compressed: bool) 
     env = graph.ros_env(domain_id=domain)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")})
     remap = {"image/compressed" if compressed else "image": publish_topic, "emotions": args.emotions_topic}
-    cmd = graph.node_command(args.params_file or default_params_file(), remap=remap,
-                             params={"compressed": compressed})
+    params: dict[str, object] = {"compressed": compressed}
+    if args.lockstep:  # frames at machine speed: the whole-frame pass inline, as offline, so the two can agree
+        params["detector.parallel"] = False
+    cmd = graph.node_command(args.params_file or default_params_file(), remap=remap, params=params)
     log = open(args.out / "fer_node.log", "w")  # noqa: SIM115 (closed with the process)
     proc = graph.start(cmd, env, stdout=log, stderr=log)
     proc.log_file = log  # type: ignore[attr-defined]

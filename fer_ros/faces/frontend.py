@@ -6,8 +6,9 @@ So ``FaceFinder.find`` does, per frame:
 
 1. **Follow** every live track: ``detect_regions`` around each track's predicted box (``FaceTracker.predictions``).
    A track whose window holds no face is a miss for the tracker (it coasts, then is dropped).
-2. **Discover** new faces with a whole-frame pass every ``full_frame_period`` seconds of stamp time (at once when
-   no face is tracked yet, and whenever the stamps jump back far). Its candidates that no followed face overlaps are
+2. **Discover** new faces with a whole-frame pass every ``full_frame_period`` seconds of stamp time, and at once
+   when no face is tracked, when a tracked face was not found in its window (it moved away fast, or the scene cut:
+   finding it again must not wait for the period) or when the stamps jump back far. Its candidates that no followed face overlaps are
    verified in a window in the current frame (the detector's ``candidates`` + ``detect_regions`` at its stricter
    ``new_face_score``: strict to start a track, lenient to keep one) and added; a face
    that enters is therefore reported within one period (0.1 s by default) plus a frame.
@@ -153,8 +154,8 @@ class FaceFinder:
         if self._background is not None:
             self._background.take()
 
-    def _full_due(self, stamp: float, tracked: int) -> bool:
-        if self._last_full is None or tracked == 0 and stamp != self._last_full:
+    def _full_due(self, stamp: float, tracked: int, lost: bool) -> bool:
+        if self._last_full is None or (tracked == 0 or lost) and stamp != self._last_full:
             return True
         if stamp < self._last_full - STAMP_JUMP_S:
             return True
@@ -169,7 +170,7 @@ class FaceFinder:
         followed = [d for d in self.detector.detect_regions(rgb, predicted) if d is not None]
         self.stats.followed += len(predicted)
         self.stats.lost_in_window += len(predicted) - len(followed)
-        candidates = self._whole_frame(rgb, stamp, len(predicted))
+        candidates = self._whole_frame(rgb, stamp, len(predicted), len(followed) < len(predicted))
         if candidates:
             known = np.concatenate([predicted] + [d.box[None] for d in followed])
             unknown = [d for d in candidates if not len(known) or box_iou(d.box[None], known).max() < NEW_FACE_IOU]
@@ -180,11 +181,11 @@ class FaceFinder:
                 followed += new
         return merge_duplicates(followed, self.stats)[: self.cfg.max_faces]
 
-    def _whole_frame(self, rgb: np.ndarray, stamp: float, tracked: int) -> list[Detection]:
+    def _whole_frame(self, rgb: np.ndarray, stamp: float, tracked: int, lost: bool) -> list[Detection]:
         """Candidates of a whole-frame pass (of this frame, or of an earlier one in parallel mode), or []."""
         bg = self._background
         if bg is None:
-            if not self._full_due(stamp, tracked):
+            if not self._full_due(stamp, tracked, lost):
                 return []
             self._last_full = stamp
             self.stats.full_frame_passes += 1
@@ -193,7 +194,7 @@ class FaceFinder:
             exc, bg.error = bg.error, None
             raise exc
         done = bg.take()
-        if bg.idle and self._full_due(stamp, tracked):
+        if bg.idle and self._full_due(stamp, tracked, lost):
             self._last_full = stamp
             self.stats.full_frame_passes += 1
             bg.submit(rgb.copy(), stamp)  # the caller may reuse its buffer
