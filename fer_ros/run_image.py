@@ -45,8 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", action="store_true", help="also run the bundled astronaut sample frame")
     parser.add_argument("--model", default=None, help="model id or path (default: the default model)")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt | torch")
-    parser.add_argument("--detector", default="auto", help="auto | mediapipe | opencv")
-    parser.add_argument("--detector-model", default="full", help="short | full (stills: full finds smaller faces)")
+    parser.add_argument("--detector", default="auto", choices=("auto", "retinaface", "mediapipe", "opencv"),
+                        help="face detector, as the node's detector.backend (default: auto = retinaface, else "
+                             "mediapipe, else opencv)")
+    parser.add_argument("--detector-model", default="short", choices=("short", "full"),
+                        help="mediapipe only: short or full range (default: short, as the node)")
     parser.add_argument("--no-mesh", action="store_true", help="use the detector's keypoints, not the face mesh")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
 
@@ -62,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     config = PipelineConfig(model=args.model or DEFAULT_MODEL, backend=args.backend,
                             detector=DetectorConfig(backend=args.detector, model=args.detector_model,
-                                                    use_mesh=not args.no_mesh, static_images=True),
+                                                    use_mesh=not args.no_mesh, static_images=True, parallel=False),
                             tracker=TrackerConfig(min_hits=1))
     frames: list[tuple[str, np.ndarray | None]] = [(str(p), _read(p)) for p in args.images]
     if args.sample:
@@ -90,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
                 continue
             print(f"{source}: {len(result.faces)} face(s), {result.timings.total_ms:.1f} ms")
             for f in result.faces:
+                if not f.labelled:
+                    box = ", ".join(f"{v:.0f}" for v in f.box)
+                    print(f"  face {f.face_id} box ({box}): no label (narrower than detector.min_face_size "
+                          f"{config.detector.min_face_size} px)")
+                    continue
                 order = np.argsort(f.probabilities)[::-1][:TOP_K]
                 top = ", ".join(f"{result.labels[i]} {f.probabilities[i]:.2f}" for i in order)
                 box = ", ".join(f"{v:.0f}" for v in f.box)

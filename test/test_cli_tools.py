@@ -23,7 +23,11 @@ def test_demo_runs_the_node_in_a_graph_and_prints_its_emotions():
     assert proc.returncode == 0, out + proc.stderr
     lines = [line for line in out.splitlines() if "face(s):" in line]
     assert lines, out
-    assert all(re.search(r"2 face\(s\): #\d+ \w+ [01]\.\d\d at \(\d+,\d+ \d+x\d+\)", line) for line in lines), lines
+    # the first frame is answered before the node's whole-frame face search (its own thread) has come back
+    if lines[0].split("] ", 1)[-1].startswith("0 face(s)"):
+        lines = lines[1:]
+    assert lines and all(re.search(r"2 face\(s\): #\d+ \w+ [01]\.\d\d at \(\d+,\d+ \d+x\d+\)", line)
+                         for line in lines), lines
     received = int(re.search(r"received (\d+) EmotionArray messages from mini_xception_fer2013", out).group(1))
     assert received >= 20  # 3 s at 30 Hz, with room for a loaded machine
     assert "fer_node exited with code 0" in out

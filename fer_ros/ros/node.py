@@ -48,7 +48,7 @@ class FerNode(Node):
         from fer_ros.pipeline import EmotionPipeline, PipelineConfig  # heavy imports after parameters are valid
 
         config = PipelineConfig.from_flat({param.name: p[param.name] for param in PARAMETERS if param.pipeline})
-        hri_msgs, hri_off = import_hri_msgs() if p["hri.mode"] == "pipeline" else (None, "hri.mode is off")
+        hri_msgs, hri_off = import_hri_msgs() if p["hri.mode"] == "pipeline" else (None, "hri.mode is disabled")
         config.keep_aligned = hri_msgs is not None  # published on /humans/faces/<id>/aligned
         self.pipeline = EmotionPipeline(config)
         self.stats = NodeStats()
