@@ -35,10 +35,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file", default_value=default_params,
                               description="YAML file with fer_node's parameters, keyed '/**/fer_node: "
                                           "ros__parameters:' (a bare 'fer_node:' is ignored under a namespace)."),
-        DeclareLaunchArgument("hri_mode", default_value="pipeline", choices=["pipeline", "companion", "off"],
+        DeclareLaunchArgument("hri_mode", default_value="pipeline", choices=["pipeline", "companion", "disabled"],
                               description="ROS4HRI role: pipeline (fer_node is the face detector: /humans/faces/...),"
                                           " companion (expressions for another REP-155 detector's faces; no camera)"
-                                          ", off."),
+                                          ", disabled."),
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace for the node and its relative topics (emotions, "
                                           "debug_image)."),

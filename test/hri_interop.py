@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -99,6 +100,16 @@ def hri_env(prefix: Path | None) -> dict[str, str]:
     return env_with_hri(graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])), prefix)
 
 
+def wait_until(done: Callable[[], bool], timeout: float, poll: float = 0.2) -> bool:
+    """True once ``done()`` holds (checked every ``poll`` s), False if it still does not after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if done():
+            return True
+        time.sleep(poll)
+    return done()
+
+
 class FerNodeProcess:
     """The installed fer_node with config/fer.yaml (as the launch file starts it), its output kept for messages."""
 
@@ -108,6 +119,15 @@ class FerNodeProcess:
         self._log = tempfile.TemporaryFile(mode="w+")
         self.proc = graph.start(graph.node_command(graph.default_params_file(), **command), env, stdout=self._log,
                                 stderr=subprocess.STDOUT, text=True)
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        """What the node has printed so far."""
+        with open(f"/proc/self/fd/{self._log.fileno()}") as log:
+            return log.read()
 
     def stop(self) -> tuple[int, str]:
         """SIGINT (then harder); returns the exit code and everything the node printed."""

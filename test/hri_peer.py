@@ -3,11 +3,12 @@
     python hri_peer.py consumer           a REP-155 client: learns faces only from /humans/faces/tracked, then
                                           subscribes to each listed face's roi, cropped, aligned, landmarks and
                                           expression (reliable, volatile: what libhri's SystemDefaultsQoS asks for)
-    python hri_peer.py detector IDS...    a REP-155 face detector stand-in: lists IDS (astronaut, hopper) on
-                                          /humans/faces/tracked and publishes that real face's crop on
-                                          /humans/faces/<id>/aligned, 5 times a second; reads
-                                          /humans/faces/<id>/expression back. A line "drop <id>" on stdin takes that
-                                          face out of the list (and stops its crops).
+    python hri_peer.py detector IMAGE IDS...
+                                          a REP-155 face detector stand-in: lists IDS on /humans/faces/tracked and,
+                                          for the ids astronaut and hopper, publishes that real face's crop on
+                                          /humans/faces/<id>/IMAGE (aligned or cropped) 5 times a second (other ids
+                                          are only listed); reads /humans/faces/<id>/expression back. A line
+                                          "drop <id>" on stdin takes that face out of the list (and stops its crops).
 
 Every message seen (and, for the detector, every crop sent) is printed as one JSON line on stdout.
 """
@@ -70,27 +71,33 @@ def consumer() -> None:
     rclpy.spin(node)
 
 
-def face_crops() -> dict[str, tuple[np.ndarray, str]]:
-    """Real faces as a REP-155 detector's aligned crops: the astronaut (smiling) and Grace Hopper, 128x128."""
+def face_crops(image: str) -> dict[str, tuple[np.ndarray, str]]:
+    """Real faces as a REP-155 detector gives them, the astronaut (smiling) and Grace Hopper: ``aligned``, 128x128
+    with the eyes level; ``cropped``, the face box's pixels."""
     import cv2
     import matplotlib
 
     from fer_ros.faces.align import crop_face
     from fer_ros.samples import ASTRONAUT_FACE_BOX, ASTRONAUT_LANDMARKS, astronaut
 
-    astro = crop_face(astronaut(), ASTRONAUT_FACE_BOX, np.array(ASTRONAUT_LANDMARKS), 128, 128, 1.2, True)
-    hopper = cv2.imread(f"{matplotlib.get_data_path()}/sample_data/grace_hopper.jpg")  # BGR, 600x512
-    hopper_face = cv2.resize(hopper[140:340, 165:370], (128, 128), interpolation=cv2.INTER_AREA)
-    return {"astronaut": (astro, "rgb8"), "hopper": (np.ascontiguousarray(hopper_face), "bgr8")}
+    hopper = cv2.imread(f"{matplotlib.get_data_path()}/sample_data/grace_hopper.jpg")[140:340, 165:370]  # BGR
+    if image == "cropped":
+        x0, y0, x1, y1 = (round(v) for v in ASTRONAUT_FACE_BOX)
+        astro = astronaut()[y0:y1, x0:x1]
+    else:
+        astro = crop_face(astronaut(), ASTRONAUT_FACE_BOX, np.array(ASTRONAUT_LANDMARKS), 128, 128, 1.2, True)
+        hopper = cv2.resize(hopper, (128, 128), interpolation=cv2.INTER_AREA)
+    return {"astronaut": (np.ascontiguousarray(astro), "rgb8"), "hopper": (np.ascontiguousarray(hopper), "bgr8")}
 
 
-def detector(ids: list[str]) -> None:
+def detector(image: str, ids: list[str]) -> None:
     node = rclpy.create_node("hri_test_face_detector")
-    crops = face_crops()
+    crops = face_crops(image)
     tracked_pub = node.create_publisher(IdsList, "/humans/faces/tracked", LIBHRI_QOS)
     listed = list(ids)
-    pubs = {i: node.create_publisher(Image, f"/humans/faces/{i}/aligned", LIBHRI_QOS) for i in ids}
-    for face_id in ids:
+    faces = [i for i in ids if i in crops]
+    pubs = {i: node.create_publisher(Image, f"/humans/faces/{i}/{image}", LIBHRI_QOS) for i in faces}
+    for face_id in faces:
         node.create_subscription(Expression, f"/humans/faces/{face_id}/expression",
                                  lambda m, i=face_id: emit(kind="expression", id=i, header=stamp_of(m.header),
                                                            expression=m.expression, confidence=m.confidence),
@@ -101,7 +108,7 @@ def detector(ids: list[str]) -> None:
         header.stamp = node.get_clock().now().to_msg()
         header.frame_id = "stand_in_camera"
         tracked_pub.publish(IdsList(header=header, ids=list(listed)))
-        for face_id in list(listed):
+        for face_id in [i for i in listed if i in pubs]:
             pixels, encoding = crops[face_id]
             img = Image(header=header, height=pixels.shape[0], width=pixels.shape[1], encoding=encoding,
                         is_bigendian=0, step=pixels.shape[1] * 3, data=pixels.tobytes())
@@ -123,7 +130,7 @@ def detector(ids: list[str]) -> None:
 def main() -> None:
     rclpy.init()
     try:
-        consumer() if sys.argv[1] == "consumer" else detector(sys.argv[2:])
+        consumer() if sys.argv[1] == "consumer" else detector(sys.argv[2], sys.argv[3:])
     except KeyboardInterrupt:
         pass
 

@@ -20,7 +20,7 @@ from sensor_msgs.msg import Image  # noqa: E402
 
 from fer_ros.ros.conversions import array_to_image  # noqa: E402
 from fer_ros.samples import FRAME_HEIGHT, FRAME_WIDTH, no_face, one_face  # noqa: E402
-from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix  # noqa: E402
+from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
 STARTUP_TIMEOUT_S = 120.0  # model load + DDS discovery of three processes on two busy cores
@@ -57,9 +57,10 @@ class Camera:
         rclpy.shutdown()
 
 
-def stream_until(camera: Camera, rgb, done, timeout: float) -> bool:
+def stream_until(camera: Camera, rgb, done, timeout: float, node: FerNodeProcess) -> bool:
+    """Publish ``rgb`` until ``done()``; False after ``timeout`` s or when the node has exited."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and node.running:
         camera.publish(rgb)
         time.sleep(FRAME_PERIOD_S)
         if done():
@@ -76,7 +77,7 @@ def test_faces_are_discovered_through_tracked_and_leave_with_their_topics(env):
         def face_complete() -> bool:
             return any(all(consumer.of(name, i) for name in PER_FACE) for e in consumer.of("tracked") for i in e["ids"])
 
-        got_face = stream_until(camera, face.rgb, face_complete, STARTUP_TIMEOUT_S)
+        got_face = stream_until(camera, face.rgb, face_complete, STARTUP_TIMEOUT_S, node)
         listed = [e for e in consumer.of("tracked") if e["ids"]]
         ids = {i for e in listed for i in e["ids"]}
         face_id = next(iter(ids), None)
@@ -89,20 +90,21 @@ def test_faces_are_discovered_through_tracked_and_leave_with_their_topics(env):
             last = max((k for k, e in enumerate(tracked) if e["ids"]), default=len(tracked))
             return any(not e["ids"] for e in tracked[last + 1:]) and not any(topics().values())
 
-        topics_while_there = topics()
-        left = got_face and stream_until(camera, no_face().rgb, gone, STARTUP_TIMEOUT_S)
+        # this process discovers the node's publishers on its own schedule
+        topics_while_there = got_face and wait_until(lambda: topics() == dict.fromkeys(PER_FACE, 1), STARTUP_TIMEOUT_S)
+        left = got_face and stream_until(camera, no_face().rgb, gone, STARTUP_TIMEOUT_S, node)
         topics_after = topics()
     finally:
         camera.close()
         consumer_err = consumer.stop()
         code, node_log = node.stop()
-    context = f"\nconsumer: {consumer_err}\nnode: {node_log[-3000:]}"
+    context = f"\nconsumer: {consumer_err}\nnode (exit code {code}): {node_log[-3000:]}"
     assert got_face, f"the consumer never got every per-face topic; events: {consumer.events[-10:]}{context}"
     assert len(ids) == 1 and re.fullmatch(r"[a-z]{4}[0-9]+", face_id), f"one face, one stable id: {ids}"
     assert all(e["ids"] == [face_id] for e in listed)
     assert all(tuple(e["header"][:2]) in camera.stamps and e["header"][2] == "hri_camera"
                for e in consumer.events if "header" in e), "everything is stamped with its source image's header"
-    assert topics_while_there == dict.fromkeys(PER_FACE, 1)
+    assert topics_while_there, "this process never saw one publisher on each of the face's topics"
 
     roi = consumer.of("roi", face_id)[-1]
     truth = face.faces[0].box / [FRAME_WIDTH, FRAME_HEIGHT, FRAME_WIDTH, FRAME_HEIGHT]
@@ -133,3 +135,37 @@ def test_faces_are_discovered_through_tracked_and_leave_with_their_topics(env):
     assert left, f"the face's topics stayed after it left (publishers: {topics_after}){context}"
     assert "ROS4HRI output on" in node_log
     assert code == 0, node_log[-3000:]
+
+
+def test_faces_too_small_for_the_model_get_a_roi_and_no_expression(env):
+    node = FerNodeProcess(env, remap={"image": "/hri_cam/image", "emotions": "/hri/emotions"},
+                          params={"detector.min_face_size": 400})  # the 120-px face is below it: tracked, unlabelled
+    consumer = Peer(["consumer"], env)
+    camera = Camera()
+    try:
+        enough = stream_until(camera, one_face().rgb, lambda: len(consumer.of("roi")) >= 10, STARTUP_TIMEOUT_S, node)
+    finally:
+        camera.close()
+        consumer_err = consumer.stop()
+        code, node_log = node.stop()
+    assert enough, f"no roi for the small face; events: {consumer.events[-10:]}\n{consumer_err}\n{node_log[-3000:]}"
+    assert consumer.of("cropped") and consumer.of("landmarks")
+    # published in the same frames as roi (same reliable writer queue) if they were published at all
+    assert not consumer.of("expression") and not consumer.of("aligned")
+    assert code == 0
+
+
+def test_hri_mode_disabled_publishes_no_ros4hri_topic(env):
+    node = FerNodeProcess(env, remap={"image": "/hri_cam/image", "emotions": "/hri/emotions"},
+                          params={"hri.mode": "disabled"})
+    camera = Camera()
+    try:
+        wait_until(lambda: not node.running or ("ready:" in node.output() and camera.publishers("/hri/emotions")),
+                   STARTUP_TIMEOUT_S)
+        emotions, tracked = camera.publishers("/hri/emotions"), camera.publishers("/humans/faces/tracked")
+    finally:
+        camera.close()
+        code, node_log = node.stop()
+    assert emotions == 1, node_log[-3000:]
+    assert tracked == 0  # the node's endpoints are discovered together: its emotions publisher is there, this is not
+    assert "ROS4HRI output off: hri.mode is disabled" in node_log and code == 0

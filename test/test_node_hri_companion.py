@@ -1,51 +1,43 @@
 """The ROS4HRI companion role against the real hri_msgs, over DDS, with real processes.
 
 fer_node runs with ``hri.mode:=companion`` and no camera. ``hri_peer.py detector`` plays a REP-155 face detector in
-another process: it lists two faces on /humans/faces/tracked and publishes real face crops (the smiling astronaut,
-Grace Hopper) on their /aligned topics, and reads /humans/faces/<id>/expression back. Then one face leaves the list:
-fer_node must drop that face's subscription and publisher and keep serving the other.
+another process: it lists two faces (and an id that cannot name a topic) on /humans/faces/tracked, publishes real
+face crops (the smiling astronaut, Grace Hopper) on their /aligned (or /cropped) topics, and reads
+/humans/faces/<id>/expression back. Then one face leaves the list: fer_node must drop that face's subscription and
+publisher and keep serving the other.
 """
 from __future__ import annotations
-
-import time
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 venv: scripts/setup.sh, then source ./env.sh")
 pytest.importorskip("fer_ros.msg", reason="fer_ros is not built: run scripts/setup.sh")
 
-from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix  # noqa: E402
+from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix, wait_until  # noqa: E402
 
 pytestmark = pytest.mark.ros
 STARTUP_TIMEOUT_S = 120.0  # model load + DDS discovery of two processes on two busy cores
-POLL_S = 0.2
 
 
-def wait_until(done, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(POLL_S)
-    return done()
-
-
-def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them():
+@pytest.mark.parametrize("image", ["aligned", "cropped"])
+def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(image):
     env = hri_env(hri_msgs_prefix())
-    node = FerNodeProcess(env, params={"hri.mode": "companion"})
-    detector = Peer(["detector", "astronaut", "hopper"], env)
+    node = FerNodeProcess(env, params={"hri.mode": "companion", "hri.companion_image": image})
+    # "bad-id" cannot name a topic: it must be logged and skipped without holding up the other faces
+    detector = Peer(["detector", image, "astronaut", "hopper", "bad-id"], env)
     rclpy.init()
     watcher = rclpy.create_node("hri_test_graph_watcher")
 
     def fer_topics(face_id: str) -> tuple[int, int]:
-        """(publishers of its expression, subscribers of its aligned crops): fer_node's, the only ones there."""
+        """(publishers of its expression, subscribers of its crops): fer_node's, the only ones there."""
         return (watcher.count_publishers(f"/humans/faces/{face_id}/expression"),
-                watcher.count_subscribers(f"/humans/faces/{face_id}/aligned"))
+                watcher.count_subscribers(f"/humans/faces/{face_id}/{image}"))
 
     try:
         both = detector.wait_for(lambda: detector.of("expression", "astronaut") and detector.of("expression", "hopper"),
                                  STARTUP_TIMEOUT_S)
-        while_listed = fer_topics("astronaut")
+        # this process discovers fer_node's endpoints on its own schedule: wait for them, both ways
+        while_listed = both and wait_until(lambda: fer_topics("astronaut") == (1, 1), STARTUP_TIMEOUT_S)
         detector.send("drop astronaut")
         dropped = detector.wait_for(lambda: detector.of("dropped"), STARTUP_TIMEOUT_S)
         forgotten = dropped and wait_until(lambda: fer_topics("astronaut") == (0, 0), STARTUP_TIMEOUT_S)
@@ -53,13 +45,13 @@ def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(
         still_served = detector.wait_for(
             lambda: any(e["kind"] == "expression" and e["id"] == "hopper" for e in detector.events[after_drop:]),
             STARTUP_TIMEOUT_S)
-        hopper_topics = fer_topics("hopper")
+        hopper_kept = wait_until(lambda: fer_topics("hopper") == (1, 1), STARTUP_TIMEOUT_S)
     finally:
         watcher.destroy_node()
         rclpy.shutdown()
         detector_err = detector.stop()
         code, node_log = node.stop()
-    context = f"\ndetector: {detector_err}\nnode: {node_log[-3000:]}"
+    context = f"\ndetector: {detector_err}\nnode (exit code {code}): {node_log[-3000:]}"
     assert both, f"no expression for both faces; events: {detector.events[-6:]}{context}"
     astronaut = detector.of("expression", "astronaut")[-1]
     assert astronaut["expression"] == "happy" and 0.5 < astronaut["confidence"] <= 1.0  # the astronaut smiles
@@ -68,8 +60,9 @@ def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(
         sent = {tuple(e["header"]) for e in detector.of("sent", face_id)}
         assert all(tuple(e["header"]) in sent for e in detector.of("expression", face_id)), \
             "each expression carries the header of the crop it describes"
-    assert while_listed == (1, 1)
+    assert while_listed, "fer_node had no expression publisher and crop subscription for a listed face"
     assert forgotten, f"astronaut's topics stayed after it left the list{context}"
-    assert still_served and hopper_topics == (1, 1), context
-    assert "ROS4HRI companion" in node_log and "no detector" in node_log
+    assert still_served and hopper_kept, context
+    assert f"/humans/faces/<id>/{image} -> /humans/faces/<id>/expression" in node_log and "no detector" in node_log
+    assert "face id 'bad-id' cannot name a topic" in node_log
     assert code == 0, node_log[-3000:]

@@ -125,8 +125,3 @@ class HriPublisher:
         if face.labelled:  # faces too small for the model have no expression
             pubs["expression"].publish(expression_msg(msgs, header, face.label, face.confidence, face.valence,
                                                       face.arousal))
-
-    def close(self) -> None:
-        for topics in self._faces.values():
-            topics.destroy(self._node)
-        self._faces.clear()

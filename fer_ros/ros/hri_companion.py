@@ -17,6 +17,7 @@ import logging
 import time
 
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -56,26 +57,27 @@ class HriCompanion:
             f" model {card.id} on {backend.name}; no detector")
 
     def _on_tracked(self, msg) -> None:
-        for face_id in self.classifier.update_tracked(msg.ids):
-            sub, pub = self._faces.pop(face_id, (None, None))
-            if sub is not None:
-                self._node.destroy_subscription(sub)
-                self._node.destroy_publisher(pub)
+        # faces whose topics cannot exist are left out, or the batch would wait for their crops forever
+        listed = [i for i in dict.fromkeys(msg.ids) if i in self._faces or self._add_face(i)]
+        for face_id in self.classifier.update_tracked(listed):
+            sub, pub = self._faces.pop(face_id)
+            self._node.destroy_subscription(sub)
+            self._node.destroy_publisher(pub)
         self._publish(self.classifier.classify())  # crops still held from the previous list
-        for face_id in self.classifier.tracked:
-            if face_id not in self._faces:
-                self._add_face(face_id)
 
-    def _add_face(self, face_id: str) -> None:
-        try:
-            pub = self._node.create_publisher(self._msgs.Expression, face_topic(face_id, "expression"), HRI_QOS)
-        except Exception as exc:  # an id that is no valid topic name: say so, keep serving the others
-            return self._problem("bad_id", f"face id {face_id!r} cannot name a topic: {exc}")
+    def _add_face(self, face_id: str) -> bool:
+        """Subscribe to a newly listed face's crops and advertise its expression; False for an unusable id."""
         from sensor_msgs.msg import Image
 
+        try:
+            pub = self._node.create_publisher(self._msgs.Expression, face_topic(face_id, "expression"), HRI_QOS)
+        except InvalidTopicNameException as exc:  # say so, keep serving the others
+            self._problem("bad_id", f"face id {face_id!r} cannot name a topic, ignored: {type(exc).__name__}")
+            return False
         sub = self._node.create_subscription(Image, face_topic(face_id, self._image),
                                              lambda m, i=face_id: self._on_crop(i, m), INPUT_QOS)
         self._faces[face_id] = (sub, pub)
+        return True
 
     def _on_crop(self, face_id: str, msg) -> None:
         try:
