@@ -8,11 +8,34 @@
 from pathlib import Path
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+from launch.event_handlers import OnProcessExit
+from launch.events.process import ProcessExited
 from launch.substitutions import LaunchConfiguration, PythonExpression
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
+
+
+class LaunchRefused(RuntimeError):
+    """Why this launch stops. launch 3.4 has no action that sets its exit code: an exception raised while it runs is
+    what it logs as one ERROR line, shuts down on and turns into exit code 1 (LaunchService.run)."""
+
+
+def require_params_file(context: LaunchContext) -> list:
+    """Refuse a params_file that does not exist (launch_ros would only warn and start the node on defaults)."""
+    path = LaunchConfiguration("params_file").perform(context)
+    if not Path(path).is_file():
+        raise LaunchRefused(f"params_file {path} does not exist: pass an existing YAML file (the default is "
+                            f"share/fer_ros/config/fer.yaml)")
+    return []
+
+
+def fail_on_error_exit(event: ProcessExited, context: LaunchContext) -> None:
+    """fer_node exiting with an error (bad model, backend or parameter at start-up, a crash) fails the launch, so
+    that systemd or a robot's bring-up sees it; exit code 0 (a stop) lets the launch end normally."""
+    if event.returncode != 0:
+        raise LaunchRefused(f"{event.process_name} exited with code {event.returncode} (its messages above say why)")
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -42,6 +65,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("namespace", default_value="",
                               description="Namespace for the node and its relative topics (emotions, "
                                           "debug_image)."),
+        DeclareLaunchArgument("emulate_tty", default_value="false", choices=["true", "false"],
+                              description="Run the node on a pseudo-terminal (coloured log lines); off, so that "
+                                          "logs captured by systemd or a file carry no ANSI codes."),
     ]
     overrides = {
         "compressed": ParameterValue(PythonExpression(["'", compressed, "' == 'true'"]), value_type=bool),
@@ -52,5 +78,6 @@ def generate_launch_description() -> LaunchDescription:
     remappings = [("image", camera)]  # compressed:=true: the node subscribes to <camera>/compressed
     node = Node(package="fer_ros", executable="fer_node", name="fer_node", namespace=LaunchConfiguration("namespace"),
                 parameters=[LaunchConfiguration("params_file"), overrides], remappings=remappings, output="screen",
-                emulate_tty=True)
-    return LaunchDescription(args + [node])
+                additional_env={"PYTHONUNBUFFERED": "1"})  # emulate_tty: launch reads the argument itself
+    return LaunchDescription(args + [OpaqueFunction(function=require_params_file), node, RegisterEventHandler(
+        OnProcessExit(target_action=node, on_exit=fail_on_error_exit))])

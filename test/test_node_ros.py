@@ -108,6 +108,11 @@ def start_node(compressed: bool, emotions_topic: str = "/emotions", params_file:
     cmd = graph.node_command(params_file or graph.default_params_file(),
                              remap={k: v for k, v in rules.items() if v is not None},
                              params={"compressed": compressed, **params})
+    return start_logged(cmd)
+
+
+def start_logged(cmd: list[str]) -> subprocess.Popen:
+    """``cmd`` in this run's ROS domain, its stdout and stderr in a temporary file that node_output reads."""
     log = tempfile.TemporaryFile(mode="w+")
     proc = graph.start(cmd, graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"])), stdout=log,
                        stderr=subprocess.STDOUT, text=True)
@@ -317,13 +322,28 @@ def test_bad_configuration_stops_start_up_with_a_message(params, expected):
 
 
 def test_launch_file():
+    """The launch description as `ros2 launch` builds it (test_launch.py runs it for real)."""
     launch_ros = pytest.importorskip(
         "launch_ros", reason="launch_ros is not on PyPI (no ROS 2 launch in this venv); the launch file is tested "
-                             "where a full ROS 2 install provides it")
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
+                             "where a ROS 2 install or the launch workspace (../shared/tools/launch-ws.sh) provides it")
+    from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler
+    from launch.event_handlers import OnProcessExit
+    from launch.launch_description_sources import get_launch_description_from_python_launch_file
 
-    source = PythonLaunchDescriptionSource(str(Path(__file__).resolve().parents[1] / "launch" / "fer.launch.py"))
-    description = source.get_launch_description(None)
-    names = {a.name for a in description.get_launch_arguments()}
-    assert {"camera", "compressed", "model", "backend", "params_file", "namespace"} <= names
-    assert launch_ros is not None
+    description = get_launch_description_from_python_launch_file(
+        str(Path(__file__).resolve().parents[1] / "launch" / "fer.launch.py"))
+    arguments = {a.name: a for a in description.entities if isinstance(a, DeclareLaunchArgument)}
+    assert {"camera", "compressed", "model", "backend", "params_file", "namespace", "emulate_tty"} <= set(arguments)
+    assert all(len(a.description) > 20 for a in arguments.values()), "every launch argument says what it does"
+    defaults = {name: "".join(s.text for s in a.default_value) for name, a in arguments.items()}
+    assert Path(defaults["params_file"]).is_file() and defaults["emulate_tty"] == "false"
+    assert arguments["compressed"].choices == ["true", "false"]
+    [node] = [e for e in description.entities if isinstance(e, launch_ros.actions.Node)]
+    assert (node.node_package, node.node_executable) == ("fer_ros", "fer_node")
+    assert (graph.package_prefix() / "lib" / "fer_ros" / "fer_node").is_file()
+    entities = description.entities
+    checks = [i for i, e in enumerate(entities) if isinstance(e, OpaqueFunction)]
+    assert checks and checks[0] < entities.index(node), "params_file is checked before the node starts"
+    handlers = [e.event_handler for e in entities if isinstance(e, RegisterEventHandler)]
+    exit_handlers = [h for h in handlers if isinstance(h, OnProcessExit)]
+    assert exit_handlers, "no OnProcessExit handler: a node dying at start-up would leave the launch exiting 0"

@@ -67,6 +67,9 @@ class FerNode(Node):
             image_sub = self.create_subscription(CompressedImage, self._compressed_topic(), self._on_image, sensor_qos)
         else:
             image_sub = self.create_subscription(Image, "image", self._on_image, sensor_qos)
+        self._image_sub = image_sub
+        self._stamp_resets_logged = 0  # tracker resets already logged (each jump back is logged once)
+        self._publishers_warned = False
         self.emotions_pub = self.create_publisher(EmotionArray, "emotions", 10)
         self.debug_pub = self.create_publisher(Image, "debug_image", sensor_qos)
         from diagnostic_msgs.msg import DiagnosticArray
@@ -153,6 +156,7 @@ class FerNode(Node):
             result = self.pipeline.process(frame, stamp, color)
         except FrameError as exc:
             return self._reject(exc.reason, str(exc))
+        self._note_stamps()
         latency_ms = (time.monotonic() - received) * 1000.0
         self.emotions_pub.publish(result_to_msg(result, msg.header, latency_ms))
         self.stats.record(latency_ms, len(result.faces))
@@ -178,6 +182,29 @@ class FerNode(Node):
             self._last_log[reason] = now
             self.get_logger().warn(f"dropped frame ({reason}, {self.stats.rejected[reason]} so far): {message}")
 
+    def _note_stamps(self) -> None:
+        """Log each jump back of the input stamps (tracks were reset) once; late frames are only counted."""
+        resets = self.pipeline.tracker.stats.time_resets
+        if resets > self._stamp_resets_logged:
+            self._stamp_resets_logged = resets
+            self.get_logger().warn(
+                f"image stamps jumped back by more than {self.pipeline.tracker.cfg.max_stamp_step_back:g} s (a bag "
+                f"looping, a clock reset): face tracks and ids restarted ({resets} time(s) so far)")
+
+    def _stamp_values(self) -> tuple[int, list[str], dict[str, str]]:
+        """Diagnostics level, problems and values about the input stamps and how many publish them."""
+        stats = self.pipeline.tracker.stats
+        publishers = self.count_publishers(self._image_sub.topic_name)
+        values = {"stamps_late": str(stats.late_frames), "stamps_jumped_back": str(stats.time_resets),
+                  "input_publishers": str(publishers)}
+        if publishers > 1:
+            if not self._publishers_warned:
+                self._publishers_warned = True
+                self.get_logger().warn(f"{publishers} publishers on {self._image_sub.topic_name}: their frames "
+                                       f"interleave (late ones are processed and counted as stamps_late)")
+            return 1, [f"{publishers} publishers on the input topic"], values
+        return 0, [], values
+
     # --- diagnostics ------------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -188,6 +215,11 @@ class FerNode(Node):
             self.get_parameter("diagnostics.min_rate_hz").value)
         values.update({"backend": self.pipeline.backend_name, "detector": self.pipeline.detector_name,
                        "model": self.pipeline.model_id})
+        stamp_level, stamp_problems, stamp_values = self._stamp_values()
+        values.update(stamp_values)
+        if stamp_problems:
+            level = max(level, stamp_level)
+            message = "; ".join(([] if message == "ok" else [message]) + stamp_problems)
         status = DiagnosticStatus(level=bytes([level]),  # the fully qualified name tells namespaced nodes apart
                                   name=f"{self.get_fully_qualified_name()}: facial expression recognition",
                                   message=message, hardware_id=self.pipeline.backend_name,
