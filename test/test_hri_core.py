@@ -141,4 +141,3 @@ def test_companion_forgets_a_face_that_leaves_the_list(card, crops):
 def crop_probabilities(classifier: CompanionClassifier, crop: tuple[np.ndarray, str]) -> np.ndarray:
     card = classifier.card
     return classifier.temporal.backend.predict(normalize(crop_to_input(*crop, card)[None], card.input))[0]
-

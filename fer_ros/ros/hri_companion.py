@@ -21,7 +21,7 @@ from rclpy.exceptions import InvalidTopicNameException
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
-from fer_ros.companion import CompanionClassifier, CompanionResult
+from fer_ros.companion import CompanionClassifier
 from fer_ros.errors import FerRosError, InvalidFrameError
 from fer_ros.node_parameters import PARAMETERS, refusal
 from fer_ros.ros.conversions import image_to_array
@@ -63,7 +63,7 @@ class HriCompanion:
             sub, pub = self._faces.pop(face_id)
             self._node.destroy_subscription(sub)
             self._node.destroy_publisher(pub)
-        self._publish(self.classifier.classify())  # crops still held from the previous list
+        self._classify()  # crops still held from the previous list
 
     def _add_face(self, face_id: str) -> bool:
         """Subscribe to a newly listed face's crops and advertise its expression; False for an unusable id."""
@@ -86,9 +86,14 @@ class HriCompanion:
         except (InvalidFrameError, ValueError) as exc:
             return self._problem("bad_crop", f"crop of face {face_id} dropped: {exc}")
         if held and self.classifier.ready():
-            self._publish(self.classifier.classify())
+            self._classify()
 
-    def _publish(self, results: list[CompanionResult]) -> None:
+    def _classify(self) -> None:
+        """Classify the held crops and publish; a batch that fails is dropped and counted, never fatal."""
+        try:
+            results = self.classifier.classify()
+        except Exception as exc:  # a NaN model output, a backend error: lose this batch, serve the next
+            return self._problem("failure", f"batch of faces dropped: {type(exc).__name__}: {exc}")
         for r in results:
             entry = self._faces.get(r.face_id)
             if entry is not None:
