@@ -1,8 +1,9 @@
 """``fer-ros demo``: the node in a real ROS 2 graph on the bundled sample, printing the emotions it publishes.
 
-Three processes on this machine only (localhost discovery, a random domain): the sample camera (real face photos
-moving in 640x480 frames, 30 Hz), the installed fer_node started with config/fer.yaml as the launch file would, and
-this process subscribed to the node's ``emotions`` like behaviour code. Ctrl-C stops everything cleanly.
+Three processes on this machine only (localhost discovery; the caller's ROS_DOMAIN_ID, or a random one when it is
+unset): the sample camera (real face photos moving in 640x480 frames, 30 Hz), the installed fer_node started with
+config/fer.yaml as the launch file would, and this process subscribed to the node's ``emotions`` like behaviour code.
+Ctrl-C stops everything cleanly.
 """
 from __future__ import annotations
 
@@ -28,7 +29,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    env = graph.ros_env()
+    try:
+        env = graph.ros_env(domain_id=graph.caller_domain_id())
+    except ValueError as exc:
+        print(f"fer-ros demo: {exc}", file=sys.stderr)
+        return 2
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_DOMAIN_ID")})
     import rclpy
 
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         "fer_ros.ros.sample_camera", "--faces", str(args.faces), "--rate", str(args.rate), *compressed,
         "--ros-args", "-r", f"image:={CAMERA_TOPIC}", "-r", f"image/compressed:={CAMERA_TOPIC}/compressed"), env)
     node_cmd = graph.node_command(args.params_file or graph.default_params_file(),
-                                  remap={"image": CAMERA_TOPIC, "image/compressed": f"{CAMERA_TOPIC}/compressed"},
+                                  remap={"image": CAMERA_TOPIC},  # compressed: the node reads <image>/compressed
                                   params={"compressed": args.compressed})
     print("$ " + " ".join(node_cmd), flush=True)
     node_proc = graph.start(node_cmd, env)

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+import random
 import re
 import subprocess
 import sys
@@ -11,16 +13,20 @@ import pytest
 pytest.importorskip("fer_ros.msg", reason="fer_ros is not built: run scripts/setup.sh")
 
 
-def run_cli(*args: str, timeout: float = 180.0) -> subprocess.CompletedProcess:
+def run_cli(*args: str, timeout: float = 180.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fer_ros.cli", *args], capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, env=env)
 
 
 @pytest.mark.ros
 def test_demo_runs_the_node_in_a_graph_and_prints_its_emotions():
-    proc = run_cli("demo", "--seconds", "3", "--faces", "2", "--every", "5")
+    # a domain the caller chose (outside the 1..101 the demo draws from when none is set) is the one used
+    domain = str(random.SystemRandom().randint(102, 200))
+    proc = run_cli("demo", "--seconds", "3", "--faces", "2", "--every", "5",
+                   env={**os.environ, "ROS_DOMAIN_ID": domain})
     out = proc.stdout
     assert proc.returncode == 0, out + proc.stderr
+    assert f"fer-ros demo: ROS_DOMAIN_ID={domain}, discovery localhost only" in out, out
     lines = [line for line in out.splitlines() if "face(s):" in line]
     assert lines, out
     # the first frame is answered before the node's whole-frame face search (its own thread) has come back
@@ -31,6 +37,13 @@ def test_demo_runs_the_node_in_a_graph_and_prints_its_emotions():
     received = int(re.search(r"received (\d+) EmotionArray messages from mini_xception_fer2013", out).group(1))
     assert received >= 20  # 3 s at 30 Hz, with room for a loaded machine
     assert "fer_node exited with code 0" in out
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "233"])
+def test_demo_refuses_a_domain_id_that_is_not_one(value):
+    proc = run_cli("demo", "--seconds", "1", env={**os.environ, "ROS_DOMAIN_ID": value})
+    assert proc.returncode == 2 and f"ROS_DOMAIN_ID='{value}' is not a domain id" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_doctor_reports_what_runs_here():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 NODE_EXECUTABLE = "fer_node"
 STOP_TIMEOUT_S = 10.0  # SIGINT, then this long before SIGTERM (and as long again before SIGKILL)
+MAX_DOMAIN_ID = 232  # highest ROS_DOMAIN_ID whose DDS ports fit on Linux (ROS 2 docs, "The ROS_DOMAIN_ID")
 
 
 def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
@@ -27,6 +28,17 @@ def ros_env(domain_id: int | None = None, base: dict[str, str] | None = None) ->
     if profile is not None:
         env.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(profile))
     return env
+
+
+def caller_domain_id() -> int:
+    """The ROS_DOMAIN_ID the caller set (their robot's or CI job's domain), else a random one of this run's own."""
+    text = os.environ.get("ROS_DOMAIN_ID", "").strip()
+    if not text:
+        return random.SystemRandom().randint(1, 101)
+    if not text.isdigit() or int(text) > MAX_DOMAIN_ID:
+        raise ValueError(f"ROS_DOMAIN_ID={text!r} is not a domain id (an integer 0..{MAX_DOMAIN_ID}); unset it for a "
+                         f"random one")
+    return int(text)
 
 
 def fastdds_profile() -> Path | None:
