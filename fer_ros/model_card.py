@@ -114,26 +114,66 @@ def _require(d: dict, key: str, where: Path) -> Any:
     return d[key]
 
 
+def _wrong(where: Path, field_name: str, value: Any, wanted: str, example: str) -> ModelCardError:
+    return ModelCardError(f"model card {where}: {field_name} is {value!r}, it must be {wanted} (write it like "
+                          f"{example})")
+
+
+def _section(d: dict, key: str, where: Path, example: str, required: bool = False) -> dict:
+    """A nested mapping of the card (``input``, ``crop``, ``temporal``...); absent or empty: {} unless required."""
+    value = _require(d, key, where) if required else d.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise _wrong(where, key, value, "a mapping", example)
+    return value
+
+
+def _int(d: dict, key: str, where: Path, name: str, default: Any = None) -> int:
+    value = _require(d, key, where) if default is None else d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(where, name, value, "a whole number", f"{name.split('.')[-1]}: {default or 64}")
+    return value
+
+
+def _float(d: dict, key: str, where: Path, name: str, default: float) -> float:
+    value = d.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _wrong(where, name, value, "a number", f"{name.split('.')[-1]}: {default}")
+    return float(value)
+
+
+def _floats(d: dict, key: str, where: Path, name: str, default: list[float]) -> tuple[float, ...]:
+    value = d.get(key, default)
+    if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        raise _wrong(where, name, value, "a list of numbers, one per channel", f"{name.split('.')[-1]}: {default}")
+    return tuple(float(v) for v in value)
+
+
 def card_from_dict(data: dict[str, Any], directory: Path | str = ".", where: Path | None = None) -> ModelCard:
     """Validate a card's content; ``where`` names the file in error messages."""
     where = where or Path(directory) / CARD_FILENAME
     if not isinstance(data, dict):
         raise ModelCardError(f"model card {where} is not a YAML mapping")
-    inp = _require(data, "input", where)
+    inp = _section(data, "input", where, "input: {height: 64, width: 64, color: gray, mean: [0.5], std: [0.5]}",
+                   required=True)
     color = str(inp.get("color", "rgb")).lower()
     if color not in COLORS:
         raise ModelCardError(f"model card {where}: input.color '{color}' is not one of {COLORS}")
     channels = 1 if color == "gray" else 3
-    mean = tuple(float(v) for v in inp.get("mean", [0.0] * channels))
-    std = tuple(float(v) for v in inp.get("std", [1.0] * channels))
+    mean = _floats(inp, "mean", where, "input.mean", [0.0] * channels)
+    std = _floats(inp, "std", where, "input.std", [1.0] * channels)
     if len(mean) != channels or len(std) != channels:
         raise ModelCardError(f"model card {where}: input.mean and input.std need {channels} values for {color}")
     if any(s <= 0 for s in std):
         raise ModelCardError(f"model card {where}: input.std must be > 0")
-    height, width = int(_require(inp, "height", where)), int(_require(inp, "width", where))
+    height, width = _int(inp, "height", where, "input.height"), _int(inp, "width", where, "input.width")
     if not (8 <= height <= MAX_INPUT_SIDE and 8 <= width <= MAX_INPUT_SIDE):
         raise ModelCardError(f"model card {where}: input size {height}x{width} is outside 8..{MAX_INPUT_SIDE}")
-    labels = tuple(str(v) for v in _require(data, "labels", where))
+    labels = _require(data, "labels", where)
+    if not isinstance(labels, list):
+        raise _wrong(where, "labels", labels, "a list of names in output order", "labels: [angry, happy, neutral]")
+    labels = tuple(str(v) for v in labels)
     if len(labels) < 2 or len(set(labels)) != len(labels):
         raise ModelCardError(f"model card {where}: labels must be at least two distinct names, got {labels}")
     fmt = str(data.get("format", "onnx"))
@@ -145,15 +185,15 @@ def card_from_dict(data: dict[str, Any], directory: Path | str = ".", where: Pat
     files = data.get("files") or {}
     if not isinstance(files, dict) or not files:
         raise ModelCardError(f"model card {where}: 'files' must map roles (model, or embedder+aggregator) to files")
-    temporal = data.get("temporal") or {}
-    window = int(temporal.get("window", 1))
+    temporal = _section(data, "temporal", where, "temporal: {window: 1}")
+    window = _int(temporal, "window", where, "temporal.window", 1)
     if window < 1:
         raise ModelCardError(f"model card {where}: temporal.window must be >= 1")
     if window > 1 and not {"embedder", "aggregator"} <= set(files):
         raise ModelCardError(f"model card {where}: a temporal model (window {window}) needs 'embedder' and "
                              f"'aggregator' files")
-    crop = data.get("crop") or {}
-    scale = float(crop.get("scale", 1.0))
+    crop = _section(data, "crop", where, "crop: {scale: 1.0, rotate: true}")
+    scale = _float(crop, "scale", where, "crop.scale", 1.0)
     if not 0.5 <= scale <= 4.0:
         raise ModelCardError(f"model card {where}: crop.scale {scale} is outside 0.5..4")
     known = {"id", "architecture", "format", "files", "input", "crop", "output", "labels", "temporal",
@@ -168,7 +208,7 @@ def card_from_dict(data: dict[str, Any], directory: Path | str = ".", where: Pat
         labels=labels,
         output=output,
         window=window,
-        embedding_dim=int(temporal.get("embedding_dim", 0)),
+        embedding_dim=_int(temporal, "embedding_dim", where, "temporal.embedding_dim", 0),
         valence_arousal=bool(data.get("valence_arousal", False)),
         extra={k: v for k, v in data.items() if k not in known},
         directory=Path(directory),

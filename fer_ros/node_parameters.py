@@ -5,8 +5,9 @@ holds exactly these names) and the README's parameter table. ROS-free so tools c
 """
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from fer_ros.frames import MAX_FRAME_SIDE
 from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
@@ -43,12 +44,20 @@ class NodeParameter:
     def type_name(self) -> str:
         return {bool: "bool", int: "int", float: "double", str: "string"}[type(self.default)]
 
-    def validate(self, value: Any) -> str | None:
-        """None when ``value`` is acceptable, else the reason it is refused."""
+    def coerce(self, value: Any) -> Any:
+        """``value`` as the declared type where that loses nothing: an integer where a double is expected (``1`` for
+        ``1.0``, an easy slip in YAML) becomes a float; anything else is returned as it is."""
         if isinstance(self.default, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            return float(value)
+        return value
+
+    def validate(self, value: Any) -> str | None:
+        """None when ``value`` is acceptable, else the reason it is refused (saying what to write instead)."""
+        value = self.coerce(value)
         if type(value) is not type(self.default):
-            return f"must be a {self.type_name}, got {type(value).__name__}"
+            example = str(self.default).lower() if isinstance(self.default, bool) else repr(self.default)
+            return (f"must be {'an' if self.type_name == 'int' else 'a'} {self.type_name}, got "
+                    f"{_TYPE_NAMES.get(type(value), type(value).__name__)} (write it like {self.name}: {example})")
         return self.check(value) if self.check else None
 
 
@@ -115,6 +124,30 @@ PARAMETERS: tuple[NodeParameter, ...] = (
 )
 
 BY_NAME = {p.name: p for p in PARAMETERS}
+_TYPE_NAMES = {bool: "a bool", int: "an int", float: "a double", str: "a string", list: "a list",
+               type(None): "nothing"}
+
+
+def cross_check(values: Mapping[str, Any]) -> str | None:
+    """Why a set of parameter values that are each valid alone is refused together, or None."""
+    warn, error = values["diagnostics.latency_warn_ms"], values["diagnostics.latency_error_ms"]
+    if warn > error:
+        return (f"diagnostics.latency_warn_ms ({warn:g}) is above diagnostics.latency_error_ms ({error:g}): WARN "
+                f"would never come before ERROR; set latency_warn_ms <= latency_error_ms")
+    return None
+
+
+def closest_name(name: str) -> str | None:
+    """The declared parameter name most like ``name`` (a misspelling), or None when none is close."""
+    match = difflib.get_close_matches(name, BY_NAME, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def unknown_name_message(name: str) -> str:
+    """What the node and eval-bag say about a parameter name fer_node does not declare."""
+    close = closest_name(name)
+    hint = f"did you mean '{close}'?" if close else "see the README's parameter table"
+    return f"unknown parameter '{name}' is ignored: {hint}"
 
 
 def refusal(params) -> str | None:

@@ -106,3 +106,33 @@ def test_find_engines_reports_sidecars(clean_env, tmp_path):
     found = {p.name: text for p, text in find_engines()}
     assert found["good.engine"] == "with_engines model, fp16, TensorRT 10.3.0, Orin (sm 8.7)"
     assert found["stale.engine"].startswith("unusable: engine") and "no sidecar" in found["stale.engine"]
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda c: c["input"].update(height="sixty-four"), "input.height"),
+    (lambda c: c["input"].update(mean=0.5), "input.mean"),
+    (lambda c: c.update(input=None), "input"),
+    (lambda c: c["temporal"].update(window="x"), "temporal.window"),
+    (lambda c: c["crop"].update(scale="big"), "crop.scale"),
+    (lambda c: c.update(labels="happy"), "labels"),
+])
+def test_a_wrongly_typed_card_field_is_refused_naming_it_and_the_fix(clean_env, tmp_path, edit, field):
+    source = resolve_model(DEFAULT_MODEL).directory
+    folder = tmp_path / "model"
+    shutil.copytree(source, folder)
+    card = yaml.safe_load((folder / "model.yaml").read_text())
+    edit(card)
+    (folder / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    with pytest.raises(ModelCardError, match=rf"{field} is .*, it must be .*write it like") as info:
+        resolve_model(str(folder / "model.yaml"))
+    assert "\n" not in str(info.value)
+
+
+def test_integers_where_numbers_are_expected_are_taken(clean_env, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(resolve_model(DEFAULT_MODEL).directory, folder)
+    card = yaml.safe_load((folder / "model.yaml").read_text())
+    card["crop"]["scale"], card["input"]["mean"], card["input"]["std"] = 1, [0], [1]
+    (folder / "model.yaml").write_text(yaml.safe_dump(card, sort_keys=False))
+    loaded = resolve_model(str(folder))
+    assert loaded.crop.scale == 1.0 and loaded.input.mean == (0.0,) and loaded.input.std == (1.0,)

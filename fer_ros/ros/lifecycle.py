@@ -1,37 +1,103 @@
 """How every fer_ros executable runs a node: start, spin, stop cleanly on Ctrl-C or SIGTERM, exit 0.
 
-A configuration error (``FerRosError``) stops start-up with its message and exit code 1; SIGINT, an external
-shutdown or a node that decides it is done (``SystemExit``) end the spin normally.
+A configuration error (``FerRosError``, or rcl refusing the command line, e.g. a missing ``--params-file``) stops
+start-up with one FATAL line and exit code 1. Every way of stopping exits 0 without a traceback: SIGINT or SIGTERM
+while spinning, during start-up (model loading), or again while cleaning up (a double Ctrl-C, launch's SIGINT then
+SIGTERM), an external shutdown, or a node that decides it is done (``SystemExit``).
 """
 from __future__ import annotations
 
+import re
+import signal
 import sys
+import time
+from pathlib import Path
 from typing import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 
 from fer_ros.errors import FerRosError
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SHUTDOWN_GRACE_S = 0.5  # an exception this close before the context goes down is part of the stop, not a bug
+
 
 def run_node(make_node: Callable[[], Node], args: list[str] | None, name: str) -> int:
     """rclpy.init(args), build the node, spin it; always destroy it and shut rclpy down. Returns the exit code."""
-    rclpy.init(args=args)
+    try:
+        return _run(make_node, args, name)
+    except KeyboardInterrupt:  # a second signal in the instant before the clean-up started ignoring them
+        return 0
+
+
+def _fatal(name: str, message: str) -> int:
+    print(f"[{name}] FATAL: {message}", file=sys.stderr, flush=True)
+    return 1
+
+
+def _run(make_node: Callable[[], Node], args: list[str] | None, name: str) -> int:
+    missing = _missing_params_files(args or [])
+    if missing:  # checked before rcl, which would log an error of its own and raise RCLError
+        return _fatal(name, f"parameters file {missing[0]} does not exist: pass an existing file to --params-file "
+                            f"(the default is config/fer.yaml, installed to share/fer_ros/config/fer.yaml)")
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rclpy's RCLError: the --ros-args could not be parsed
+        text = re.sub(r",? at /\S+:\d+", "", str(exc)).strip()  # rcl's source locations say nothing to a user
+        return _fatal(name, f"the ROS arguments were refused: {text} (check --ros-args: -p name:=value, "
+                            f"--params-file FILE, -r from:=to)")
+    # The executor is made now, while the context is surely valid: made after a signal shut the context down it
+    # fails half-built and its __del__ prints a traceback.
+    executor = SingleThreadedExecutor()
     node = None
     try:
         node = make_node()
-        rclpy.spin(node)
+        executor.add_node(node)
+        executor.spin()
     except FerRosError as exc:
+        if not rclpy.ok():  # a signal stopped start-up while the error was being raised: a stop, not a refusal
+            return 0
         # configuration problems stop start-up with the reason (the node's logger may not exist yet)
-        print(f"[{name}] FATAL: {exc}", file=sys.stderr, flush=True)
-        return 1
+        return _fatal(name, str(exc))
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass
+    except Exception:
+        if not _stopping():
+            raise  # a real bug: keep its traceback
+        # SIGINT/SIGTERM during start-up shut the context down under the constructor (creating a publisher or
+        # loading a model then fails): that is a stop, not an error
     finally:
+        _ignore_stop_signals()
         if node is not None:
             getattr(node, "shutdown", lambda: None)()
+            executor.remove_node(node)
             node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+        executor.shutdown()
+        rclpy.try_shutdown()  # the signal handler may be shutting the context down at this very moment
+        _ignore_stop_signals()  # rclpy.shutdown reinstalls the handlers it replaced
     return 0
+
+
+def _stopping(grace_s: float = SHUTDOWN_GRACE_S) -> bool:
+    """True when the context is going down: at once, or within ``grace_s`` (rclpy's signal handling shuts the context
+    down from its own thread, so an entity can fail a moment before ``rclpy.ok()`` turns False)."""
+    deadline = time.monotonic() + grace_s
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _ignore_stop_signals() -> None:
+    """From the first stop on, further SIGINT/SIGTERM would interrupt the clean-up half-way (KeyboardInterrupt out
+    of a join or a close: exit by signal, the pipeline not closed). Ignore them: the clean-up is bounded (the worker
+    join has a timeout), and SIGKILL still ends the process."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _missing_params_files(args: list[str]) -> list[str]:
+    return [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--params-file" and not Path(args[i + 1]).is_file()]

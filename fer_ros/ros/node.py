@@ -27,6 +27,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.errors import FerRosError, FrameError
 from fer_ros.msg import EmotionArray
+from fer_ros.node_parameters import cross_check, unknown_name_message
 from fer_ros.node_parameters import BY_NAME, PARAMETERS, refusal
 from fer_ros.ros.conversions import array_to_image, compressed_to_array, image_to_array, result_to_msg
 from fer_ros.ros.frame_slot import FrameSlot
@@ -95,21 +96,35 @@ class FerNode(Node):
 
     # --- parameters -------------------------------------------------------------------------------------------------
     def _declare_parameters(self) -> None:
+        # rclpy raises InvalidParameterTypeException (a traceback) for an override typed unlike the default: read the
+        # overrides (params file, -p) first, so a wrong type is refused naming the parameter and an integer where a
+        # double is expected is simply taken as that double.
+        overrides = getattr(self, "_parameter_overrides", {})
         problems = []
         for param in PARAMETERS:
             descriptor = ParameterDescriptor(description=param.description, read_only=param.read_only)
-            value = self.declare_parameter(param.name, param.default, descriptor).value
+            value = overrides[param.name].value if param.name in overrides else param.default
             reason = param.validate(value)
             if reason:
                 problems.append(f"parameter '{param.name}' = {value!r} {reason}")
-        if problems:
-            raise FerRosError("; ".join(problems) + " (fix config/fer.yaml or the launch arguments)")
+                continue
+            self.declare_parameter(param.name, param.coerce(value), descriptor, ignore_override=True)
+        clash = None if problems else cross_check({p.name: self.get_parameter(p.name).value for p in PARAMETERS})
+        if problems or clash:
+            raise FerRosError("; ".join(problems or [clash]) + " (fix config/fer.yaml or the launch arguments)")
+        for name in sorted(set(overrides) - set(BY_NAME)):  # a misspelt name would otherwise be ignored silently
+            if not self.has_parameter(name) and not name.startswith("qos_overrides."):
+                self.get_logger().warn(unknown_name_message(name))
 
     def _on_set_parameters(self, params) -> SetParametersResult:
         known = [param for param in params if param.name in BY_NAME]
         reason = refusal(known)  # all or nothing: refuse the whole set if one value is bad
         if reason:
             return SetParametersResult(successful=False, reason=reason)
+        clash = cross_check({**{p.name: self.get_parameter(p.name).value for p in PARAMETERS},
+                             **{p.name: p.value for p in known}})
+        if clash:
+            return SetParametersResult(successful=False, reason=clash)
         for param in known:
             if param.name == "smoothing":
                 self.pipeline.set_smoothing(float(param.value))
