@@ -4,8 +4,7 @@ REP-155 clients (libhri, pyhri, hri_rviz) know a face only by a string id listed
 per-face topic lives under ``/humans/faces/<id>/``. The node (``fer_ros.ros.hri``) turns these values into hri_msgs.
 
 - Ids: ``<token><track id>``, e.g. ``kqzd3``. The token is four random lowercase letters drawn once per node run, so
-  two fer_nodes (two cameras) or a restarted node never publish under the same id; the track id keeps it stable
-  while the track lives.
+  a restarted node does not reuse the ids of the previous run; the track id keeps an id stable while its track lives.
 - Regions: the detection box divided by the image size and clipped to [0, 1]; ``c`` is the detection score.
 - Landmarks: fer_ros's five points go to their places in FacialLandmarks' 70 (dlib/OpenPose order, "right" being the
   person's right, which is the image's left for a camera facing them): pupils 68/69, nose tip 30, outer mouth

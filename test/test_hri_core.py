@@ -17,6 +17,7 @@ from fer_ros.hri_faces import (HRI_EXPRESSIONS, HRI_LANDMARK_SLOTS, FaceIds, box
 from fer_ros.inference import create_backend
 from fer_ros.pipeline import EmotionPipeline, PipelineConfig
 from fer_ros.registry import resolve_model
+from fer_ros.ros.stats import ERROR, OK, WARN, CompanionStats
 from fer_ros.samples import ASTRONAUT_FACE_BOX, ASTRONAUT_LANDMARKS, astronaut, one_face
 
 
@@ -141,3 +142,22 @@ def test_companion_forgets_a_face_that_leaves_the_list(card, crops):
 def crop_probabilities(classifier: CompanionClassifier, crop: tuple[np.ndarray, str]) -> np.ndarray:
     card = classifier.card
     return classifier.temporal.backend.predict(normalize(crop_to_input(*crop, card)[None], card.input))[0]
+
+
+def test_companion_diagnostics_judge_each_period():
+    stats = CompanionStats()
+    assert stats.report(0, "aligned")[:2] == (OK, "ok, no faces listed")
+    level, message, _ = stats.report(2, "aligned")  # the detector lists faces but sends no crops there
+    assert level == WARN and "no crop received on /humans/faces/<id>/aligned" in message
+    stats.crops += 4
+    assert stats.report(2, "aligned")[0] == ERROR  # crops, and nothing came out
+    stats.crops, stats.published, stats.batches = 8, 4, 2
+    stats.batch_ms.extend([1.0, 3.0])
+    level, message, values = stats.report(2, "aligned")
+    assert (level, message) == (OK, "ok")
+    assert values["expressions_published"] == "4" and values["batch_p50_ms"] == "2.00"
+    stats.crops += 2
+    stats.published += 2
+    stats.problems["bad_id"] += 1
+    level, message, values = stats.report(3, "aligned")
+    assert level == WARN and "1 problems (bad_id" in message and values["problems_bad_id"] == "1"

@@ -4,14 +4,19 @@ fer_node runs with ``hri.mode:=companion`` and no camera. ``hri_peer.py detector
 another process: it lists two faces (and an id that cannot name a topic) on /humans/faces/tracked, publishes real
 face crops (the smiling astronaut, Grace Hopper) on their /aligned (or /cropped) topics, and reads
 /humans/faces/<id>/expression back. Then one face leaves the list: fer_node must drop that face's subscription and
-publisher and keep serving the other.
+publisher and keep serving the other. Its /diagnostics must count the expressions and flag the bad id.
 """
 from __future__ import annotations
+
+import threading
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy", reason="needs the ROS 2 venv: scripts/setup.sh, then source ./env.sh")
 pytest.importorskip("fer_ros.msg", reason="fer_ros is not built: run scripts/setup.sh")
+
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 
 from hri_interop import FerNodeProcess, Peer, hri_env, hri_msgs_prefix, wait_until  # noqa: E402
 
@@ -27,6 +32,12 @@ def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(
     detector = Peer(["detector", image, "astronaut", "hopper", "bad-id"], env)
     rclpy.init()
     watcher = rclpy.create_node("hri_test_graph_watcher")
+    statuses = []  # fer_node's /diagnostics, as (level, message, values)
+    watcher.create_subscription(DiagnosticArray, "/diagnostics", lambda a: statuses.extend(
+        (s.level[0], s.message, {kv.key: kv.value for kv in s.values}) for s in a.status if "companion" in s.name), 10)
+    executor = SingleThreadedExecutor()
+    executor.add_node(watcher)
+    threading.Thread(target=executor.spin, daemon=True).start()
 
     def fer_topics(face_id: str) -> tuple[int, int]:
         """(publishers of its expression, subscribers of its crops): fer_node's, the only ones there."""
@@ -46,7 +57,10 @@ def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(
             lambda: any(e["kind"] == "expression" and e["id"] == "hopper" for e in detector.events[after_drop:]),
             STARTUP_TIMEOUT_S)
         hopper_kept = wait_until(lambda: fer_topics("hopper") == (1, 1), STARTUP_TIMEOUT_S)
+        diagnosed = wait_until(lambda: any(int(v["expressions_published"]) > 0 for _, _, v in statuses),
+                               STARTUP_TIMEOUT_S)
     finally:
+        executor.shutdown()
         watcher.destroy_node()
         rclpy.shutdown()
         detector_err = detector.stop()
@@ -65,4 +79,8 @@ def test_companion_adds_expressions_to_another_detectors_faces_and_forgets_them(
     assert still_served and hopper_kept, context
     assert f"/humans/faces/<id>/{image} -> /humans/faces/<id>/expression" in node_log and "no detector" in node_log
     assert "face id 'bad-id' cannot name a topic" in node_log
+    assert diagnosed, f"no /diagnostics status with expressions from the companion: {statuses[-3:]}"
+    level, message, values = next(s for s in statuses if int(s[2]["expressions_published"]) > 0)
+    assert level == 1 and "bad_id" in message  # WARN: the bad id, retried with every list
+    assert values["model"] == "mini_xception_fer2013" and int(values["crops_received"]) >= 2
     assert code == 0, node_log[-3000:]

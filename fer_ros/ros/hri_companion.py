@@ -5,6 +5,7 @@ No camera and no detector: the node follows a REP-155 face detector (hri_face_de
   /humans/faces/<id>/aligned (sensor_msgs/Image)           in, per listed face (``hri.companion_image: cropped``
                                                            reads /humans/faces/<id>/cropped instead)
   /humans/faces/<id>/expression (hri_msgs/Expression)      out, stamped with the header of the crop it describes
+  /diagnostics (diagnostic_msgs/DiagnosticArray)           out: faces listed, crops, expressions, batch time, problems
 A face's subscription and publisher are created when it is first listed and destroyed when it leaves the list, and
 its temporal state (smoothing, FAN buffer) is forgotten with it. Batching and preprocessing: ``fer_ros.companion``.
 
@@ -26,6 +27,7 @@ from fer_ros.errors import FerRosError, InvalidFrameError
 from fer_ros.node_parameters import PARAMETERS, refusal
 from fer_ros.ros.conversions import image_to_array
 from fer_ros.ros.hri import HRI_QOS, TRACKED_TOPIC, expression_msg, face_topic, import_hri_msgs
+from fer_ros.ros.stats import CompanionStats
 
 LOG_THROTTLE_S = 10.0  # a recurring problem with incoming crops is logged at most this often
 INPUT_QOS = QoSProfile(depth=2, reliability=qos_profile_sensor_data.reliability,
@@ -49,9 +51,14 @@ class HriCompanion:
         backend = create_backend(card, p["backend"], logging.getLogger("fer_ros.companion"))
         self.classifier = CompanionClassifier(backend, float(p["smoothing"]), int(p["fan_window"]))
         self._faces: dict[str, tuple[object, object]] = {}  # id -> (crop subscription, expression publisher)
-        self._problems: dict[str, int] = {}
+        self.stats = CompanionStats()
         self._last_log: dict[str, float] = {}
+        self._hardware_id = backend.name
         node.create_subscription(msgs.IdsList, TRACKED_TOPIC, self._on_tracked, INPUT_QOS)
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        self._diag_pub = node.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        node.create_timer(float(p["diagnostics.period"]), self._publish_diagnostics)
         node.get_logger().info(
             f"ROS4HRI companion: {TRACKED_TOPIC} + /humans/faces/<id>/{self._image} -> /humans/faces/<id>/expression;"
             f" model {card.id} on {backend.name}; no detector")
@@ -85,27 +92,45 @@ class HriCompanion:
             held = self.classifier.add(face_id, crop, color, msg.header)
         except (InvalidFrameError, ValueError) as exc:
             return self._problem("bad_crop", f"crop of face {face_id} dropped: {exc}")
+        self.stats.crops += int(held)
         if held and self.classifier.ready():
             self._classify()
 
     def _classify(self) -> None:
         """Classify the held crops and publish; a batch that fails is dropped and counted, never fatal."""
+        start = time.perf_counter()
         try:
             results = self.classifier.classify()
         except Exception as exc:  # a NaN model output, a backend error: lose this batch, serve the next
             return self._problem("failure", f"batch of faces dropped: {type(exc).__name__}: {exc}")
+        if results:
+            self.stats.batches += 1
+            self.stats.batch_ms.append((time.perf_counter() - start) * 1e3)
         for r in results:
             entry = self._faces.get(r.face_id)
             if entry is not None:
                 entry[1].publish(expression_msg(self._msgs, r.source, r.label, r.confidence, r.valence, r.arousal))
+                self.stats.published += 1
 
     def _problem(self, kind: str, message: str) -> None:
         """Count a problem and log it at most every LOG_THROTTLE_S per kind."""
-        self._problems[kind] = self._problems.get(kind, 0) + 1
+        self.stats.problems[kind] += 1
         now = time.monotonic()
         if now - self._last_log.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
             self._last_log[kind] = now
-            self._node.get_logger().warn(f"{message} ({self._problems[kind]} so far)")
+            self._node.get_logger().warn(f"{message} ({self.stats.problems[kind]} so far)")
+
+    def _publish_diagnostics(self) -> None:
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        level, message, values = self.stats.report(len(self.classifier.tracked), self._image)
+        values.update({"backend": self._hardware_id, "model": self.classifier.card.id})
+        name = f"{self._node.get_fully_qualified_name()}: facial expression recognition (ROS4HRI companion)"
+        array = DiagnosticArray(status=[DiagnosticStatus(
+            level=bytes([level]), name=name, message=message, hardware_id=self._hardware_id,
+            values=[KeyValue(key=k, value=v) for k, v in values.items()])])
+        array.header.stamp = self._node.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
 
     def close(self) -> None:
         self.classifier.close()

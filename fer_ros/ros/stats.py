@@ -84,3 +84,37 @@ class NodeStats:
         }
         values.update({f"rejected_{k}": str(v) for k, v in sorted(self.rejected.items())})
         return level, "; ".join(problems) or "ok", values
+
+
+@dataclass
+class CompanionStats:
+    """Counts of the ROS4HRI companion role (fer_ros.ros.hri_companion); ``report`` judges the last period."""
+
+    crops: int = 0  # crops received for listed faces
+    published: int = 0  # expressions published
+    batches: int = 0  # backend calls
+    problems: Counter = field(default_factory=Counter)  # kind (bad_crop, bad_id, failure) -> count
+    batch_ms: deque = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))  # one backend batch each
+    _last: tuple[int, int, int] = (0, 0, 0)  # crops, published, problems at the previous report
+
+    def report(self, listed: int, image_topic: str) -> tuple[int, str, dict[str, str]]:
+        """(level, message, key/values) with ``listed`` faces on the detector's list now; starts a new period."""
+        total_problems = sum(self.problems.values())
+        crops, published, problems = (now - last for now, last in zip(
+            (self.crops, self.published, total_problems), self._last))
+        self._last = (self.crops, self.published, total_problems)
+        level, notes = OK, []
+        if listed and not crops:
+            level, notes = WARN, [f"{listed} faces listed, no crop received on /humans/faces/<id>/{image_topic}"]
+        elif crops and not published:
+            level, notes = ERROR, [f"{crops} crops received, no expression published"]
+        if problems:
+            level = max(level, WARN)
+            notes.append(f"{problems} problems ({', '.join(sorted(self.problems))}; see the log)")
+        ms = np.asarray(self.batch_ms, dtype=np.float64)
+        values = {"faces_listed": str(listed), "crops_received": str(self.crops),
+                  "expressions_published": str(self.published), "batches": str(self.batches),
+                  "batch_p50_ms": f"{np.percentile(ms, 50) if ms.size else 0.0:.2f}",
+                  "batch_p95_ms": f"{np.percentile(ms, 95) if ms.size else 0.0:.2f}"}
+        values.update({f"problems_{k}": str(v) for k, v in sorted(self.problems.items())})
+        return level, "; ".join(notes) or ("ok" if listed else "ok, no faces listed"), values
