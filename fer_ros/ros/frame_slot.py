@@ -42,3 +42,12 @@ class FrameSlot:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+
+def stop_worker(worker: threading.Thread, slot: FrameSlot, timeout: float) -> bool:
+    """Close ``slot`` and wait up to ``timeout`` s for ``worker`` to end. True when it has ended, so what it uses may
+    be released; False when it is still inside a frame: then nothing it uses may be closed under it (closing
+    mediapipe's graph while the thread runs it aborts the process), the process exit reclaims it instead."""
+    slot.close()
+    worker.join(timeout)
+    return not worker.is_alive()

@@ -30,7 +30,7 @@ from fer_ros.msg import EmotionArray
 from fer_ros.node_parameters import cross_check, unknown_name_message
 from fer_ros.node_parameters import BY_NAME, PARAMETERS, refusal
 from fer_ros.ros.conversions import array_to_image, compressed_to_array, image_to_array, result_to_msg
-from fer_ros.ros.frame_slot import FrameSlot
+from fer_ros.ros.frame_slot import FrameSlot, stop_worker
 from fer_ros.ros.hri import HriPublisher, import_hri_msgs
 from fer_ros.ros.lifecycle import run_node
 from fer_ros.ros.stats import NodeStats
@@ -38,6 +38,7 @@ from fer_ros.ros.stats import NodeStats
 NODE_NAME = "fer_node"
 LOG_THROTTLE_S = 10.0  # a recurring per-frame problem is logged at most this often (with its running count)
 WORKER_POLL_S = 0.5  # how often the worker wakes to notice shutdown when no frame comes
+WORKER_JOIN_S = 5.0  # at shutdown, how long the frame in progress may take before the node exits without it
 
 
 class FerNode(Node):
@@ -161,6 +162,8 @@ class FerNode(Node):
             try:
                 self._process(msg, received)
             except Exception as exc:  # a frame must never take the node down
+                if not self.context.ok():  # stopping: publishing after the shutdown fails, the frame did not
+                    return
                 self._reject("failure", f"frame failed: {type(exc).__name__}: {exc}")
 
     def _process(self, msg, received: float) -> None:
@@ -244,9 +247,11 @@ class FerNode(Node):
         self.diag_pub.publish(array)
 
     def shutdown(self) -> None:
-        self._slot.close()
-        self._worker.join(timeout=5.0)
-        self.pipeline.close()
+        if stop_worker(self._worker, self._slot, WORKER_JOIN_S):
+            self.pipeline.close()
+        else:
+            self.get_logger().warn(f"a frame was still being processed {WORKER_JOIN_S:g} s after the stop: exiting "
+                                   f"without closing the pipeline under it")
 
 
 def make_node() -> Node:
