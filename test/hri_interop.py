@@ -2,9 +2,9 @@
 
 On a robot with the ROS4HRI stack ``hri_msgs`` imports and nothing is built. Elsewhere the package's source is
 expected at ``<repo>/../shared/interop/hri_msgs`` (the ROS4HRI ``humble-devel`` branch); it is built once with this
-venv's colcon (about a minute) into ``~/.cache/fer_ros/hri_msgs-<checkout hash>-<source hash>``, so a second test
-session, or one after an unrelated change, reuses it; a changed source builds afresh. When neither exists the tests
-skip with the reason.
+venv's colcon (about a minute) into ``~/.cache/fer_ros/hri_msgs-<checkout hash>-py<version>-<source hash>``, so a
+second test session, or one after an unrelated change, reuses it; a changed source (or Python) builds afresh. When
+neither exists the tests skip with the reason.
 """
 from __future__ import annotations
 
@@ -73,7 +73,8 @@ def hri_msgs_prefix() -> Path | None:
     if shutil.which("colcon") is None:
         pytest.skip("colcon is not on PATH (source ./env.sh): cannot build hri_msgs")
     checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
-    out = CACHE_ROOT / f"hri_msgs-{checkout}-{_source_hash(HRI_MSGS_SOURCE)}"
+    python = f"py{sys.version_info[0]}{sys.version_info[1]}"  # the generated bindings are for one interpreter
+    out = CACHE_ROOT / f"hri_msgs-{checkout}-{python}-{_source_hash(HRI_MSGS_SOURCE)}"
     CACHE_ROOT.mkdir(parents=True, exist_ok=True)
     with open(CACHE_ROOT / f"hri_msgs-{checkout}.lock", "w") as lock:  # two sessions at once: one builds
         fcntl.flock(lock, fcntl.LOCK_EX)
