@@ -370,3 +370,135 @@ def test_cli_writes_the_report_and_refuses_a_missing_topic(tmp_path: Path, capsy
     assert "'/nope' is not in the bag" in err and TOPIC in err
     assert main(["eval-bag", str(path), "--topic", TOPIC, "--out", str(out)]) == 2  # output bag exists
     assert "exists already" in capsys.readouterr().err
+
+
+DAMAGED_FRAMES = 40
+
+
+def _jpeg_bag(path: Path, storage: str, frames: int = DAMAGED_FRAMES) -> Path:
+    """A real bag of JPEG frames; returns its storage file."""
+    faces = [samples.one_face(cx=240 + 4 * i) for i in range(frames)]
+    with ImageBagWriter(path, TOPIC + "/compressed", storage=storage, compressed="jpeg") as bag:
+        for i, f in enumerate(faces):
+            bag.add_frame(f.bgr, T0_NS + i * PERIOD_NS)
+    return next(p for p in path.iterdir() if p.suffix in (".db3", ".mcap"))
+
+
+def _damage_sqlite(db3: Path) -> None:
+    """Garbage over two pages in the middle of the file, as a failing disk or a cut copy leaves it."""
+    data = bytearray(db3.read_bytes())
+    page = 4096
+    mid = len(data) // 2 // page * page
+    data[mid:mid + 2 * page] = np.random.default_rng(7).integers(0, 256, 2 * page, dtype=np.uint8).tobytes()
+    db3.write_bytes(bytes(data))
+
+
+def _damage_mcap(mcap: Path) -> None:
+    """The length field of a message record in a chunk past the middle of the file, made far too large."""
+    data = bytearray(mcap.read_bytes())
+    u64 = lambda at: int.from_bytes(data[at:at + 8], "little")  # noqa: E731
+    pos = 8  # after the magic; records are opcode (1 byte), length (8 bytes little-endian), content
+    while not (data[pos] == 0x06 and pos > len(data) // 2):  # a Chunk record
+        pos += 9 + u64(pos + 1)
+    # chunk content: start time, end time, uncompressed size (8 bytes each), crc (4), compression (u32 length +
+    # name), records length (8), then the records themselves (rosbags writes them uncompressed)
+    name_len = int.from_bytes(data[pos + 37:pos + 41], "little")
+    assert name_len == 0, "the chunk is compressed"
+    inner = pos + 41 + name_len + 8
+    while data[inner] != 0x05:  # skip schema/channel records to the first Message record
+        inner += 9 + u64(inner + 1)
+    data[inner + 1:inner + 9] = (u64(inner + 1) * 1000).to_bytes(8, "little")
+    mcap.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("storage,damage,error", [("sqlite3", _damage_sqlite, "CorruptError"),
+                                                  ("mcap", _damage_mcap, "Truncated record")])
+def test_a_bag_damaged_mid_file_is_scored_as_far_as_it_reads(tmp_path: Path, capsys, storage, damage, error):
+    from fer_ros.bag.bag_io import REASON_BAG_UNREADABLE
+    from fer_ros.cli import main
+
+    path = tmp_path / "bag"
+    damage(_jpeg_bag(path, storage))
+    out = tmp_path / "out"
+    code = main(["eval-bag", str(path), "--topic", TOPIC + "/compressed", "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 3, captured.err
+    err_lines = [line for line in captured.err.splitlines() if line.startswith("fer-ros eval-bag")]
+    assert len(err_lines) == 1 and "the bag is damaged" in err_lines[0] and error in err_lines[0], captured.err
+    assert "Traceback" not in captured.err
+    report = json.loads((out / "report.json").read_text())
+    m, read = report["messages"], report["details"]["bag_read"]
+    assert m["total"] == read["expected"] == DAMAGED_FRAMES  # every message the metadata counts is accounted for
+    assert 0 < read["read"] < DAMAGED_FRAMES and error in read["error"]
+    assert m["processed"] + m["dropped"] == read["read"]
+    assert m["unreadable_reasons"] == {REASON_BAG_UNREADABLE: DAMAGED_FRAMES - read["read"]}
+    msgs, _ = _read_output(out / "emotions")  # the output bag is complete for what was read
+    assert len(msgs) == m["processed"]
+    assert "metadata counts" in (out / "report.md").read_text()
+
+
+def test_messages_missing_from_the_storage_are_reported(tmp_path: Path, capsys) -> None:
+    import sqlite3
+
+    from fer_ros.bag.bag_io import REASON_MISSING
+    from fer_ros.cli import main
+
+    path = tmp_path / "bag"
+    db3 = _jpeg_bag(path, "sqlite3", frames=20)
+    with sqlite3.connect(db3) as db:  # rows lost, metadata.yaml still counts them
+        db.execute("DELETE FROM messages WHERE id > 10")
+    out = tmp_path / "out"
+    assert main(["eval-bag", str(path), "--topic", TOPIC + "/compressed", "--out", str(out)]) == 3
+    assert "10 of 20 messages read" in capsys.readouterr().err
+    m = json.loads((out / "report.json").read_text())["messages"]
+    assert m["total"] == 20 and m["unreadable_reasons"] == {REASON_MISSING: 10}
+
+
+def test_a_folder_without_metadata_says_the_storage_file_can_be_passed(tmp_path: Path) -> None:
+    path = tmp_path / "bag"
+    db3 = _jpeg_bag(path, "sqlite3", frames=3)
+    (path / "metadata.yaml").unlink()
+    with pytest.raises(BagError, match=r"no metadata.yaml.*pass it directly.*\.db3"):
+        open_bag(path)
+    with open_bag(db3) as bag:
+        assert bag.count(bag.image_connections(TOPIC + "/compressed")) == 3
+
+
+def test_an_interrupted_run_leaves_no_partial_output_bag(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "bag"
+    _jpeg_bag(path, "sqlite3", frames=300)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "fer_ros.cli", "eval-bag", str(path), "--topic", TOPIC + "/compressed", "--out",
+           str(out)]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ))
+    deadline = time.monotonic() + 120
+    while not (out / "emotions").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)  # into the frames
+    assert proc.poll() is None, "eval-bag ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)  # Ctrl-C in the middle of the bag
+    proc.wait(timeout=120)
+    assert not (out / "emotions").exists(), "a partial output bag was left behind"
+    assert subprocess.run(cmd[:-1] + [str(out)], capture_output=True, timeout=600).returncode == 0  # rerun
+
+
+def test_misspelt_parameters_are_printed_with_the_closest_name(tmp_path: Path, capsys) -> None:
+    from fer_ros.cli import main
+
+    path = tmp_path / "bag"
+    _jpeg_bag(path, "sqlite3", frames=2)
+    params = tmp_path / "params.yaml"
+    params.write_text("/**/fer_node:\n  ros__parameters:\n    detector:\n      min_confidense: 0.4\n")
+    out = tmp_path / "out"
+    assert main(["eval-bag", str(path), "--topic", TOPIC + "/compressed", "--params-file", str(params),
+                 "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "unknown parameter 'detector.min_confidense' is ignored: did you mean 'detector.min_confidence'?" in printed
+    assert json.loads((out / "report.json").read_text())["unknown_params"] == ["detector.min_confidense"]

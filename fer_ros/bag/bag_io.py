@@ -64,6 +64,41 @@ class BagError(FerRosError):
     """A bag cannot be used as asked: not a bag, missing topic, wrong type. The message lists what it contains."""
 
 
+REASON_BAG_UNREADABLE = "bag_unreadable"  # the storage is damaged: no message after this point could be read
+REASON_MISSING = "missing_from_storage"  # the storage ended with fewer messages than its metadata counts
+
+
+@dataclass
+class ReadCheck:
+    """Messages read from a bag's storage against the count its metadata records for the same topic."""
+
+    expected: int
+    read: int = 0
+    error: str | None = None  # why reading stopped early (apsw.CorruptError, rosbags ReaderError...)
+
+    @property
+    def missing(self) -> int:
+        """Messages the metadata counts that were not read (negative: more read than counted)."""
+        return self.expected - self.read
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.missing == 0
+
+    @property
+    def reason(self) -> str:
+        return REASON_BAG_UNREADABLE if self.error else REASON_MISSING
+
+    def summary(self) -> str:
+        """One line: what was read and why the rest was not."""
+        why = f"reading stopped at {self.error}" if self.error else "the storage ended early"
+        return (f"{self.read} of the {self.expected} messages the metadata counts were read ({why}); the other "
+                f"{self.missing} are counted unreadable ({self.reason})")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"expected": self.expected, "read": self.read, "missing": self.missing, "error": self.error}
+
+
 @dataclass(frozen=True)
 class TopicSummary:
     """One topic of a bag: its name, message type and number of messages."""
@@ -145,6 +180,10 @@ def _describe_path(path: Path) -> str:
         return f"{path} is a file of {path.stat().st_size} bytes (a bag is a folder with metadata.yaml, " \
                f"or a .db3/.mcap file)"
     entries = sorted(p.name + ("/" if p.is_dir() else "") for p in path.iterdir())
+    storage = sorted(p for p in path.iterdir() if p.suffix in (".db3", ".mcap"))
+    if storage and not (path / "metadata.yaml").is_file():
+        return (f"{path} has no metadata.yaml, but a storage file: pass it directly, e.g. fer-ros eval-bag "
+                f"{storage[0]} (rosbags reads a .db3 or .mcap file without metadata)")
     shown = ", ".join(entries[:MAX_LISTED_ENTRIES]) + (" ..." if len(entries) > MAX_LISTED_ENTRIES else "")
     return f"{path} contains: {shown or 'nothing'} (a rosbag2 folder has metadata.yaml and .db3 or .mcap files)"
 
@@ -223,6 +262,22 @@ class BagSource:
             return
         for conn, timestamp, raw in self._reader.messages(connections=connections):
             yield BagMessage(conn, int(timestamp), bytes(raw))
+
+    def checked_messages(self, connections: Sequence[Connection], check: ReadCheck) -> Iterator[BagMessage]:
+        """:meth:`messages`, counted into ``check``; a storage error (a corrupt sqlite page, a damaged MCAP record)
+        ends the iteration and is recorded in ``check.error`` instead of raising, so what was read can be scored."""
+        messages = self.messages(connections)
+        while True:
+            try:
+                message = next(messages)
+            except StopIteration:
+                return
+            except Exception as exc:  # apsw.CorruptError, rosbags ReaderError, struct.error, ... from the storage
+                module = type(exc).__module__.split(".")[0]
+                check.error = f"{module}.{type(exc).__name__}: {exc} (after message {check.read})"
+                return
+            check.read += 1
+            yield message
 
     def deserialize(self, message: BagMessage) -> Any:
         """CDR bytes -> rosbags message object (raises on corrupt data; callers classify that)."""

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from fer_ros.bag.bag_io import FORMAT_VERSIONS, STORAGES, check_format
 from fer_ros.errors import FerRosError
+from fer_ros.node_parameters import unknown_name_message
+
+EXIT_DAMAGED_BAG = 3  # the report was written, but the bag could not be read to its end
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +55,21 @@ def print_summary(report: dict, out: Path, stream=None) -> None:
     fps = report["throughput"]["frames_per_s"]
     if fps:
         print(f"throughput {fps:.1f} frames/s", file=stream)
+    for name in report.get("unknown_params") or []:
+        print(f"parameters file: {unknown_name_message(name)}", file=stream)
     print(f"report: {out / 'report.md'}; output bag: {report.get('output_bag')}", file=stream)
+
+
+def damaged_bag_line(report: dict) -> str | None:
+    """The one line saying the bag could not be read to its end, or None when every counted message was read."""
+    read = (report.get("details") or {}).get("bag_read")
+    if not read or (read["error"] is None and read["missing"] == 0):
+        return None
+    why = f"reading stopped at {read['error']}" if read["error"] else "its storage holds fewer than metadata.yaml counts"
+    if read["missing"] < 0:
+        why = f"its storage holds {-read['missing']} more than metadata.yaml counts"
+    return (f"the bag is damaged: {read['read']} of {read['expected']} messages read ({why}); the report scores "
+            f"what was read and counts the rest unreadable")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,4 +89,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"fer-ros eval-bag: {exc}", file=sys.stderr)
         return 2
     print_summary(report, args.out)
+    damaged = damaged_bag_line(report)
+    if damaged:
+        print(f"fer-ros eval-bag: {damaged}", file=sys.stderr)
+        return EXIT_DAMAGED_BAG
     return 0

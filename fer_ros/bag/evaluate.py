@@ -12,6 +12,7 @@ flicker of both goes into the report.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_ros.bag.bag_io import EMOTION_ARRAY_TYPE, add_topic, open_bag, open_writer
+from fer_ros.bag.bag_io import EMOTION_ARRAY_TYPE, ReadCheck, add_topic, open_bag, open_writer
 from fer_ros.bag.decode import UnreadableMessage, deserialize_and_decode
 from fer_ros.bag.emotion_codec import EmotionArrayCodec, record_from_result
 from fer_ros.bag.labels import LabelSet, labels_from_messages, read_label_csv
@@ -146,18 +147,19 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
     max_rate = float(params.get("max_rate", 0.0))
     codec = EmotionArrayCodec(source.store)
     out_bag = options.out_dir / OUTPUT_BAG_NAME
-    writer = open_writer(out_bag, options.format_version, options.storage)
-    out_conn = add_topic(writer, options.output_topic, EMOTION_ARRAY_TYPE, source.store)
     ledger = MessageLedger()
     frames: list[FrameRecord] = []
     stamps: list[float] = []
     per_readable: list[FrameRecord | None] = []
     spent = {"read": 0.0, "decode": 0.0, "pipeline": 0.0, "write": 0.0}
     last_processed: float | None = None
+    read = ReadCheck(source.count(image_conns))
+    writer = open_writer(out_bag, options.format_version, options.storage)
     try:
+        out_conn = add_topic(writer, options.output_topic, EMOTION_ARRAY_TYPE, source.store)
         t_read = t_loop = time.perf_counter()
         spent["setup"] = t_loop - t_start
-        for index, message in enumerate(source.messages(image_conns)):
+        for index, message in enumerate(source.checked_messages(image_conns, read)):
             t0 = time.perf_counter()
             spent["read"] += t0 - t_read
             try:
@@ -208,13 +210,18 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
             ledger.add_processed()
             t_read = time.perf_counter()
             spent["write"] += t_read - t2
-    finally:
+        if read.missing > 0:  # the rest of a damaged storage, or messages the metadata counts and it lacks
+            ledger.add_unreadable(read.reason, read.read, None, read.error or "not in the storage", read.missing)
+    except BaseException:
         writer.close()
+        shutil.rmtree(out_bag, ignore_errors=True)  # a partial output bag would block the rerun
+        raise
+    writer.close()
     spent["loop"] = time.perf_counter() - t_loop
     return EvalRun(
         ledger=ledger, frames=frames, frame_stamps=stamps, frame_records=per_readable,
         model_id=str(pipeline.model_id), labels=labels, backend=str(getattr(pipeline, "backend_name", "?")),
         detector=str(getattr(pipeline, "detector_name", "?")), params=params, smoothing=smoothing,
         raw_labels_known=True, label_set=label_set, output_bag=options.out_dir / OUTPUT_BAG_NAME,
-        seconds=spent, unknown_params=unknown,
+        seconds=spent, unknown_params=unknown, extra={"bag_read": read.as_dict()},
     )

@@ -40,9 +40,10 @@ class MessageLedger:
         self.dropped[reason] += 1
         self._example("dropped", reason, index, stamp, detail)
 
-    def add_unreadable(self, reason: str, index: int, stamp: float | None, detail: str = "") -> None:
-        self.total += 1
-        self.unreadable[reason] += 1
+    def add_unreadable(self, reason: str, index: int, stamp: float | None, detail: str = "", count: int = 1) -> None:
+        """``count`` > 1: a run of messages lost together (a damaged storage from message ``index`` on)."""
+        self.total += count
+        self.unreadable[reason] += count
         self._example("unreadable", reason, index, stamp, detail)
 
     def check(self) -> None:

@@ -153,6 +153,10 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
     for fate in ("dropped_reasons", "unreadable_reasons"):
         for reason, n in m[fate].items():
             lines.append(f"- {fate.split('_')[0]}: {reason}: {n}")
+    read = (report.get("details") or {}).get("bag_read")
+    if read and (read["error"] or read["missing"]):
+        lines.append(f"- the bag's metadata counts {read['expected']} messages, {read['read']} were read"
+                     + (f"; reading stopped at {read['error']}" if read["error"] else ""))
     lines += ["", "## Accuracy", ""]
     if report["accuracy"] is None and report["scoring"] is None:
         lines.append("No labels given (`--labels FILE` or `--label-topic TOPIC`).")
