@@ -61,3 +61,24 @@ def test_every_parameter_is_described_and_listed_in_the_readme():
 ])
 def test_bad_values_are_refused_with_a_reason(name, value, reason):
     assert reason in (BY_NAME[name].validate(value) or "")
+
+
+def test_integers_are_taken_for_doubles_and_thresholds_must_be_ordered():
+    from fer_ros.node_parameters import cross_check
+
+    spec = BY_NAME["detector.min_confidence"]
+    assert spec.validate(1) is None and spec.coerce(1) == 1.0 and isinstance(spec.coerce(1), float)
+    assert "an int" in BY_NAME["detector.max_faces"].validate(8.0) and "a double" in spec.validate("high")
+    values = defaults()
+    assert cross_check(values) is None
+    values["diagnostics.latency_warn_ms"] = values["diagnostics.latency_error_ms"] + 1
+    assert "latency_error_ms" in (cross_check(values) or "")
+
+
+def test_a_misspelt_name_gets_the_closest_known_one():
+    from fer_ros.node_parameters import closest_name, unknown_name_message
+
+    assert closest_name("detector.min_confidense") == "detector.min_confidence"
+    assert closest_name("max_rte") == "max_rate"
+    assert closest_name("completely.different") is None
+    assert "README" in unknown_name_message("completely.different")
