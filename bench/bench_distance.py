@@ -25,10 +25,11 @@ Sections:
 
 The fer columns run in their own venv (TensorFlow and MTCNN's torch never enter the project venv):
     python3 -m venv /tmp/fer_tf_venv && /tmp/fer_tf_venv/bin/pip install tensorflow-cpu h5py \
-        'opencv-python-headless<5' pandas requests pillow tqdm 'setuptools<81' && \
+        'opencv-python-headless<5' pandas requests pillow tqdm && \
         /tmp/fer_tf_venv/bin/pip install --no-deps fer==25.10.3 && \
         /tmp/fer_tf_venv/bin/pip install torch==2.14.1 torchvision==0.29.1 && \
-        /tmp/fer_tf_venv/bin/pip install --no-deps facenet-pytorch
+        /tmp/fer_tf_venv/bin/pip install --no-deps facenet-pytorch && /tmp/fer_tf_venv/bin/pip install 'setuptools<81'
+(fer imports pkg_resources, gone from setuptools 81; the torch install upgrades setuptools, hence the last step.)
 Targets (issue 11, default configuration): recall >= 95 % at >= 44 px, >= 90 % at 30 px, >= 80 % at 22 px in every
 resolution; <= 1 false box per 100 face-free images; streams >= 100 frames/s (640x480, 1 face), >= 60 (1280x720),
 >= 40 (640x480, 5 faces); a face that enters reported within 200 ms; one id over the walk. Printed with PASS/MISS.
@@ -326,6 +327,10 @@ FER_CHILD = r"""
 import json, sys, time, os, logging
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 logging.disable(logging.INFO)
+try:  # torch before TensorFlow: the other order segfaults in this venv when MTCNN runs
+    import torch, facenet_pytorch  # noqa: F401
+except ImportError:
+    pass
 import cv2
 from fer.fer import FER
 paths = json.load(open(sys.argv[1]))
