@@ -12,6 +12,7 @@ test_ros_conversions.py). Real processes over real DDS on loopback, in a domain 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -135,6 +136,26 @@ def _start_node(compressed: bool = False, **params) -> subprocess.Popen:
     return proc
 
 
+@contextlib.contextmanager
+def _answering_node(msg, compressed: bool = False):
+    """A fer_node process and a Camera, once the node has answered ``msg``; stopped (SIGINT) on leaving."""
+    proc = _start_node(compressed=compressed)
+    cam = Camera(compressed=compressed)
+    try:
+        cam.wait_answer(msg)
+        yield proc, cam
+    finally:
+        cam.close()
+        graph.stop(proc)
+
+
+def _raw_frame():
+    from fer_ros.ros.conversions import array_to_image
+    from fer_ros.samples import one_face
+
+    return array_to_image(one_face().rgb, "rgb8")
+
+
 def _counts(values: dict[str, str]) -> str:
     keys = ["frames_received", "frames_processed", "frames_dropped_stale", "frames_rejected"]
     keys += sorted(k for k in values if k.startswith("rejected_"))
@@ -160,19 +181,14 @@ def bad_input(args: argparse.Namespace) -> None:
         "compressedDepth": CompressedImage(format="16UC1; compressedDepth png", data=good.data),
         "empty": CompressedImage(format="jpeg", data=b""),
     }
-    proc = _start_node(compressed=True)
-    cam = Camera(compressed=True)
-    try:
-        cam.wait_answer(good)
+    with _answering_node(good, compressed=True) as (proc, cam):
         for name, msg in cases.items():
             for _ in range(args.each):
                 cam.send(msg)
                 time.sleep(0.1)
         cam.wait_answer(good)
         values = cam.settle()
-    finally:
-        cam.close()
-        code = graph.stop(proc)
+    code = proc.returncode
     proc.log.seek(0)
     out = proc.log.read()
     print(f"{args.each} of each of {len(cases)} bad classes, then a good frame: {_counts(values)}")
@@ -182,21 +198,12 @@ def bad_input(args: argparse.Namespace) -> None:
 
 
 def overload(args: argparse.Namespace) -> None:
-    from fer_ros.ros.conversions import array_to_image
-    from fer_ros.samples import one_face
-
-    msg = array_to_image(one_face().rgb, "rgb8")
-    proc = _start_node()
-    cam = Camera(compressed=False)
-    try:
-        cam.wait_answer(msg)
+    msg = _raw_frame()
+    with _answering_node(msg) as (_, cam):
         start_values = cam.settle(1.5)
         sent = int(args.rate * args.seconds)
         took = cam.stream(msg, args.rate, sent)
         values = cam.settle()
-    finally:
-        cam.close()
-        graph.stop(proc)
     d = {k: int(values[k]) - int(start_values.get(k, 0)) for k in
          ("frames_received", "frames_processed", "frames_dropped_stale", "frames_rejected")}
     print(f"{sent} frames sent at {sent / took:.1f} Hz for {took:.1f} s: received {d['frames_received']}, processed "
@@ -206,24 +213,15 @@ def overload(args: argparse.Namespace) -> None:
 
 
 def soak(args: argparse.Namespace) -> None:
-    from fer_ros.ros.conversions import array_to_image
-    from fer_ros.samples import one_face
-
-    msg = array_to_image(one_face().rgb, "rgb8")
-    proc = _start_node()
-    cam = Camera(compressed=False)
+    msg = _raw_frame()
     samples: list[tuple[int, float]] = []
-    try:
-        cam.wait_answer(msg)
+    with _answering_node(msg) as (proc, cam):
         warm = _rss_mb(proc.pid)
         step = max(1, args.frames // 10)
         took = cam.stream(msg, args.rate, args.frames,
                           each=lambda i: samples.append((i, _rss_mb(proc.pid))) if i % step == 0 else None)
         values = cam.settle()
         end = _rss_mb(proc.pid)
-    finally:
-        cam.close()
-        graph.stop(proc)
     print(f"{args.frames} frames at {args.frames / took:.1f} Hz ({took:.0f} s): RSS after warm-up {warm:.0f} MB, at the "
           f"end {end:.0f} MB; along the way " + ", ".join(f"{i}: {mb:.0f}" for i, mb in samples))
     print(f"  {_counts(values)}")
