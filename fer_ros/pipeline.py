@@ -230,9 +230,12 @@ class EmotionPipeline:
         _, predicted = self.tracker.predictions(float(stamp))
         detections = self.finder.find(rgb, float(stamp), predicted)
         timings.detect_ms = (time.perf_counter() - t) * 1e3
-        if self.landmarker is not None and detections and self.finder.mesh_wanted(detections):
+        big = self.finder.mesh_sized(detections) if self.landmarker is not None else []
+        if big:  # only the faces the mesh can find: a graph asked for more would search for them every frame
             t = time.perf_counter()
-            detections = self.landmarker.refine(rgb, detections)
+            detections = list(detections)
+            for i, d in zip(big, self.landmarker.refine(rgb, [detections[i] for i in big])):
+                detections[i] = d
             timings.landmarks_ms = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()

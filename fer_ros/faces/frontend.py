@@ -200,9 +200,10 @@ class FaceFinder:
             bg.submit(rgb.copy(), stamp)  # the caller may reuse its buffer
         return done[0] if done is not None else []
 
-    def mesh_wanted(self, detections: list[Detection]) -> bool:
-        """Whether any detection is large enough for the face mesh to find it."""
-        return any(min(d.width, d.height) >= MESH_MIN_FACE_PX for d in detections)
+    @staticmethod
+    def mesh_sized(detections: list[Detection]) -> list[int]:
+        """Indices of the detections large enough for the face mesh to find them."""
+        return [i for i, d in enumerate(detections) if min(d.width, d.height) >= MESH_MIN_FACE_PX]
 
     def close(self) -> bool:
         """Stop the background thread; True when the detector is no longer in use and may be closed."""
