@@ -237,7 +237,7 @@ def stop(args: argparse.Namespace) -> None:
     cam = Camera(compressed=False)
     try:
         for name, sigs in ways.items():
-            codes, times, tracebacks = [], [], 0
+            codes, times, tracebacks, aborts = [], [], 0, 0
             for _ in range(args.runs):
                 proc = _start_node()
                 cam.wait_answer(msg)
@@ -260,9 +260,11 @@ def stop(args: argparse.Namespace) -> None:
                 streaming.set()
                 feeder.join()
                 proc.log.seek(0)
-                tracebacks += "Traceback" in proc.log.read()
+                out = proc.log.read()
+                tracebacks += "Traceback" in out
+                aborts += "terminate called" in out  # C++ std::terminate: a graph closed under a running thread
             print(f"{name} while 1280x960 frames stream, {args.runs} runs: exit codes {sorted(set(codes))}, "
-                  f"tracebacks {tracebacks}, time to exit max {max(times):.2f} s")
+                  f"tracebacks {tracebacks}, 'terminate called' {aborts}, time to exit max {max(times):.2f} s")
     finally:
         cam.close()
 
