@@ -168,3 +168,14 @@ def test_parallel_whole_frame_pass_finds_faces_from_its_thread():
             i += 1
             time.sleep(1 / 60)
         assert len(faces) == 2 and p.finder.stats.discovered >= 2
+
+
+def test_a_box_inside_a_face_is_the_same_face():
+    """An eye-and-nose box inside a face overlaps it by IoU ~0.2 only; it must not become a second face."""
+    from fer_ros.datatypes import Detection
+    from fer_ros.faces.frontend import merge_duplicates
+
+    face = Detection(box=np.array([100, 100, 210, 210], np.float32), score=0.99)
+    inner = Detection(box=np.array([130, 120, 180, 170], np.float32), score=0.95)
+    other = Detection(box=np.array([300, 100, 410, 210], np.float32), score=0.97)
+    assert merge_duplicates([inner, face, other]) == [face, other]
