@@ -17,17 +17,17 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.ros.conversions import array_to_compressed, array_to_image
 from fer_ros.ros.lifecycle import run_node
-from fer_ros.samples import ClipConfig, camera_clip, no_face
+from fer_ros.samples import ClipConfig, camera_clip, compose
 
 
 class SampleCamera(Node):
     def __init__(self, args: argparse.Namespace) -> None:
         super().__init__("sample_camera")
         if args.faces == 0:
-            frames = [no_face().rgb]
+            frames = [compose([], args.height, args.width).rgb]
         else:
             clip = ClipConfig(frames=args.frames, faces=args.faces, face_width=args.face_width, fps=args.rate)
-            frames = [f.rgb for _, f in camera_clip(clip)]
+            frames = [f.rgb for _, f in camera_clip(clip, args.height, args.width)]
         if args.compressed:
             self.msgs = [array_to_compressed(f[:, :, ::-1], "jpeg") for f in frames]
             self.pub = self.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
@@ -57,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=90, help="clip length before it loops")
     parser.add_argument("--face-width", type=float, default=110.0, help="face size in pixels")
     parser.add_argument("--count", type=int, default=0, help="stop after this many messages (0 = forever)")
+    parser.add_argument("--width", type=int, default=640, help="frame width in pixels (default 640)")
+    parser.add_argument("--height", type=int, default=480, help="frame height in pixels (default 480)")
     parser.add_argument("--compressed", action="store_true", help="publish JPEG on image/compressed")
     args, ros_args = parser.parse_known_args(argv)
     return run_node(lambda: SampleCamera(args), [sys.argv[0], *ros_args], "sample_camera")
