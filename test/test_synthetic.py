@@ -128,3 +128,28 @@ def test_mediapipe_finds_the_drawn_faces():
     finally:
         det.close()
     assert found >= 12
+
+
+def test_synth_refuses_a_non_empty_folder_and_force_replaces_it_cleanly(tmp_path):
+    """Issue 14.3: writing into an old data set left its images beside a new faces.csv/split.csv that did not list
+    them (the next train had empty val/test splits)."""
+    from fer_ros.cli import main as cli_main
+    from fer_ros.errors import ConfigError
+
+    out = tmp_path / "synth"
+    assert cli_main(["synth", "images", str(out), "--per-class", "3", "--image-size", "64"]) == 0
+    with pytest.raises(ConfigError, match=str(out)):
+        cli_main(["synth", "images", str(out), "--per-class", "2", "--image-size", "64"])
+    assert len(list(out.glob("*/*.png"))) == 21  # untouched
+    (out / "stray.txt").write_text("x")
+    assert cli_main(["synth", "images", str(out), "--per-class", "2", "--image-size", "64", "--force"]) == 0
+    listed = {row["path"] for row in csv.DictReader(open(out / "split.csv"))}
+    on_disk = {str(p.relative_to(out)) for p in out.glob("*/*.png")}
+    assert listed == on_disk and len(on_disk) == 14 and not (out / "stray.txt").exists()
+    fer = tmp_path / "fer.csv"
+    write_fer2013_csv(fer, per_class=1)
+    with pytest.raises(ConfigError, match="--force"):
+        write_fer2013_csv(fer, per_class=1)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    write_image_folders(empty, per_class=1)  # an empty folder is a new data set

@@ -19,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test", type=float, default=0.2, help="fraction of each class in the test split")
     parser.add_argument("--occlusion", type=float, default=0.2, help="probability of a random occluder")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true",
+                        help="replace OUT when it exists and is not empty (default: refuse, naming it)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
     fractions = SplitFractions(args.val, args.test)
     out = Path(args.out)
     if args.kind == "images":
-        write_image_folders(out, args.per_class, args.seed, cfg, fractions)
+        write_image_folders(out, args.per_class, args.seed, cfg, fractions, force=args.force)
     elif args.kind == "clips":
-        write_clip_folders(out, args.per_class, args.frames, args.seed, cfg, fractions, args.video_every)
+        write_clip_folders(out, args.per_class, args.frames, args.seed, cfg, fractions, args.video_every,
+                           force=args.force)
     else:
-        write_fer2013_csv(out, args.per_class, args.seed, cfg, fractions)
+        write_fer2013_csv(out, args.per_class, args.seed, cfg, fractions, force=args.force)
     print(f"wrote {args.per_class} {args.kind if args.kind != 'fer2013' else 'rows'} per class to {out}")
     return 0

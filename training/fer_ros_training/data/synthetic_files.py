@@ -10,6 +10,7 @@ detect them as well; see ``synthetic``).
 """
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import cv2
 import numpy as np
 import yaml
 
+from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS
 from fer_ros_training.data.annotations import write_faces
 from fer_ros_training.data.fer2013 import write_fer2013
@@ -37,6 +39,22 @@ class SplitFractions:
         return {"val": self.val, "test": self.test}
 
 
+def claim_output(path: Path, force: bool = False) -> Path:
+    """Make ``path`` ready for a new data set: a missing path or an empty folder is used as it is; anything else is
+    refused (``ConfigError``), or with ``force`` removed first. Writing into an old data set would mix its images with
+    new ``faces.csv``/``split.csv`` files that do not list them."""
+    path = Path(path)
+    taken = path.is_file() or (path.is_dir() and any(path.iterdir())) or (path.exists() and not path.is_dir())
+    if taken and not force:
+        raise ConfigError(f"{path} already exists and is not empty; choose a new output or pass --force to replace it")
+    if taken:
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    return path
+
+
 def _write_png(path: Path, rgb: np.ndarray) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
@@ -51,10 +69,10 @@ def _write_split(root: Path, rels: list[str], splits: list[str]) -> None:
 
 
 def write_image_folders(root: Path | str, per_class: int, seed: int = 0, cfg: SynthConfig = SynthConfig(),
-                        fractions: SplitFractions = SplitFractions(), labels: tuple[str, ...] = FER2013_LABELS
-                        ) -> Path:
-    """``per_class`` still images of each class under ``root``; returns ``root``."""
-    root = Path(root)
+                        fractions: SplitFractions = SplitFractions(), labels: tuple[str, ...] = FER2013_LABELS,
+                        force: bool = False) -> Path:
+    """``per_class`` still images of each class under ``root`` (see ``claim_output`` for ``force``); returns ``root``."""
+    root = claim_output(root, force)
     rng = np.random.default_rng(seed)
     faces, rels, label_ids = [], [], []
     for i in range(per_class):
@@ -72,9 +90,10 @@ def write_image_folders(root: Path | str, per_class: int, seed: int = 0, cfg: Sy
 
 def write_clip_folders(root: Path | str, per_class: int, frames: int = 12, seed: int = 0,
                        cfg: SynthConfig = SynthConfig(), fractions: SplitFractions = SplitFractions(),
-                       video_every: int = 0, labels: tuple[str, ...] = FER2013_LABELS) -> Path:
-    """``per_class`` onset -> peak -> offset clips of each class; every ``video_every``-th clip is an .avi file."""
-    root = Path(root)
+                       video_every: int = 0, labels: tuple[str, ...] = FER2013_LABELS, force: bool = False) -> Path:
+    """``per_class`` onset -> peak -> offset clips of each class; every ``video_every``-th clip is an .avi file
+    (see ``claim_output`` for ``force``)."""
+    root = claim_output(root, force)
     rng = np.random.default_rng(seed)
     faces, rels, label_ids = [], [], []
     count = 0
@@ -109,10 +128,12 @@ def write_clip_folders(root: Path | str, per_class: int, frames: int = 12, seed:
 
 
 def write_fer2013_csv(path: Path | str, per_class: int, seed: int = 0, cfg: SynthConfig = SynthConfig(),
-                      fractions: SplitFractions = SplitFractions(), side: int = 48) -> Path:
-    """A FER2013-layout CSV of ``side`` x ``side`` gray crops, aligned by the core's ``crop_face``."""
+                      fractions: SplitFractions = SplitFractions(), side: int = 48, force: bool = False) -> Path:
+    """A FER2013-layout CSV of ``side`` x ``side`` gray crops, aligned by the core's ``crop_face`` (an existing file is
+    refused unless ``force``)."""
     from fer_ros.faces.align import crop_face, to_model_color
 
+    claim_output(path, force)
     rng = np.random.default_rng(seed)
     images, label_ids = [], []
     for _ in range(per_class):
