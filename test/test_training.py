@@ -269,3 +269,20 @@ def test_landmark_regression_head_is_trained(tmp_path):
     raw["network"]["kwargs"]["landmark_points"] = 3
     with pytest.raises(ValueError, match="landmark_points=5"):
         train(config_from_dict(raw), run_dir=tmp_path / "bad", progress=False)
+
+
+@pytest.mark.parametrize("config", ["ci_rmn_tiny", "compare_small_feratt"])
+def test_a_mistyped_data_root_is_an_error_naming_it_not_a_generated_data_set(tmp_path, config):
+    """Issue 14.2: ``--set data.root=/nonexist`` on a config with a data.synthetic section generated faces at the
+    mistyped path and trained on them. A root given on the command line is the user's data."""
+    from fer_ros.errors import ConfigError
+
+    missing = tmp_path / "nonexist"
+    with pytest.raises(ConfigError, match=f"data.root {missing} does not exist"):
+        cli_main(["train", config, "--set", f"data.root={missing}", "--run-dir", str(tmp_path / "run"),
+                  "--no-progress"])
+    assert not missing.exists()
+    # generating is still there when asked for: the override names the synthetic section too
+    cfg = config_from_dict(yaml.safe_load(open(f"training/fer_ros_training/configs/{config}.yaml")),
+                           {"data.root": str(missing), "data.synthetic.per_class": 1})
+    assert cfg.data.synthetic["per_class"] == 1

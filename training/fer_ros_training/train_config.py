@@ -173,6 +173,11 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
     raw = copy.deepcopy(checked_keys(raw, known, "config"))
     for dotted, value in (overrides or {}).items():
         set_dotted(raw, dotted, value)
+    overrides = overrides or {}
+    if "data.root" in overrides and not any(k.startswith("data.synthetic") for k in overrides):
+        # a root given on the command line is the user's data: the config's generated set is not asked for there
+        # (a mistyped path must be an error, not a new synthetic data set)
+        raw["data"]["synthetic"] = None
     checked_keys(raw, known, "config")  # an override may name an unknown section too
     if "name" not in raw:
         raise ConfigError("config needs a 'name' (the run folder is named after it)")

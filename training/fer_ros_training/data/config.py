@@ -14,6 +14,7 @@ Example::
       segments: 3                  # clips: K frames sampled per clip (FAN)
       augment: {hflip: 0.5, rotation: 30, translate: 0.1, brightness: 0.2, contrast: 0.2}
       synthetic: {per_class: 40, frames: 12, image_size: 96}   # optional: generate into root when it is missing
+                                   # (dropped when data.root is set with --set: a mistyped path is an error)
 """
 from __future__ import annotations
 

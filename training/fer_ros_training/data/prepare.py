@@ -1,7 +1,8 @@
 """From a ``data:`` config to aligned faces per split: list the items, locate and align each face once, report.
 
 ``prepare_data`` is what ``train`` and ``evaluate`` call before building torch datasets. It generates the synthetic
-data set first when the config asks for one and its root does not exist yet (CI configs), reads the split, aligns
+data set first when the config asks for one (a ``data.synthetic`` section) and its root does not exist yet (CI
+configs; a ``data.root`` given with ``--set`` drops the config's section, so a mistyped path is an error), reads the split, aligns
 everything through the ``FaceCache`` (with a progress bar), leaves out and reports what has no face, and checks that
 every label has training items (an empty class is reported).
 """
@@ -14,6 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from fer_ros.errors import ConfigError
 from fer_ros_training.data.annotations import read_faces
 from fer_ros_training.data.bad_input import EMPTY_CLASS, BadInputLog
 from fer_ros_training.data.clips import load_clip_folders
@@ -61,7 +63,7 @@ def generate_synthetic(cfg: DataConfig, kind: str, seed: int) -> None:
     synth = SynthConfig(**opts)
     fractions = SplitFractions(**{k: float(v) for k, v in cfg.split.items()})
     root = cfg.root_path
-    LOG.info("writing a synthetic %s data set to %s", cfg.format, root)
+    LOG.info("writing a synthetic %s data set to %s (data.synthetic asks for it)", cfg.format, root)
     if cfg.format == "fer2013":
         write_fer2013_csv(root, per_class, gen_seed, synth, fractions)
     elif cfg.format == "clips" or kind == "clip":
@@ -80,7 +82,8 @@ def prepare_data(cfg: DataConfig, labels: tuple[str, ...], recipe: CropRecipe, s
     if cfg.synthetic and not root.exists():
         generate_synthetic(cfg, kind, seed)
     if not root.exists():
-        raise FileNotFoundError(f"data root {root} does not exist; set data.root (or data.synthetic to generate it)")
+        raise ConfigError(f"data.root {root} does not exist: give the data folder (or the FER2013 CSV file); "
+                          f"'fer-ros synth' writes a synthetic data set")
     resolver = LabelResolver(labels, cfg.label_map)
     if cfg.format == "fer2013":
         items = load_fer2013(root, resolver, bad, cfg.split, seed)
