@@ -164,8 +164,13 @@ def test_missing_model_file(tmp_path):
 
 
 def test_missing_card(tmp_path):
-    with pytest.raises(ModelCardError, match="no model card"):
+    with pytest.raises(ModelCardError, match="does not exist"):
         resolve_model(str(tmp_path / "nothing" / "model.onnx"))
+    model = tmp_path / "alone" / "model.onnx"
+    model.parent.mkdir()
+    model.write_bytes(b"not checked before the card")
+    with pytest.raises(ModelCardError, match="model card|model.yaml"):
+        resolve_model(str(model))
 
 
 # --- outputs: NaN/inf, logits ------------------------------------------------------------------------------------
