@@ -205,10 +205,9 @@ class FaceFinder:
         """Candidates of a whole-frame pass (of this frame, or of an earlier one in parallel mode), or []."""
         bg = self._background
         if bg is None or tracked == 0 or lost:  # nothing to follow, or a face to find again: not worth a frame's wait
-            if bg is not None:
-                bg.take()  # a pass started while faces were tracked: this one is newer
+            done = bg.take() if bg is not None else None  # a pass started while all faces were followed
             if not self._full_due(stamp, tracked, lost):
-                return []
+                return done[0] if done is not None else []
             self._last_full = stamp
             self.stats.full_frame_passes += 1
             return self.detector.candidates(rgb)
@@ -230,3 +229,23 @@ class FaceFinder:
     def close(self) -> bool:
         """Stop the background thread; True when the detector is no longer in use and may be closed."""
         return self._background.close() if self._background is not None else True
+
+
+def refine_mesh_sized(landmarker, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
+    """``detections`` with the landmarks of those large enough for the face mesh (``MESH_MIN_FACE_PX``) refined by
+    ``landmarker`` (a ``fer_ros.faces.landmarks.MeshLandmarker`` or None); the others keep the detector's points."""
+    big = FaceFinder.mesh_sized(detections) if landmarker is not None else []
+    out = list(detections)
+    if big:
+        for i, d in zip(big, landmarker.refine(rgb, [out[i] for i in big])):
+            out[i] = d
+    return out
+
+
+def find_in_image(finder: FaceFinder, landmarker, rgb: np.ndarray) -> list[Detection]:
+    """The faces of one unrelated image, found as the node finds the faces of a stream's first frame (whole-frame
+    candidates verified in windows, then the mesh on the faces large enough for it). Offline training and
+    evaluation call this, so they crop the faces the robot would."""
+    finder.reset()
+    found = finder.find(rgb, 0.0, np.zeros((0, 4), np.float32))
+    return refine_mesh_sized(landmarker, rgb, found)
