@@ -26,7 +26,7 @@ from fer_ros.datatypes import NUM_LANDMARKS, FaceResult, FrameResult, StageTimin
 from fer_ros.errors import ConfigError, FerRosError, FrameError, InvalidFrameError
 from fer_ros.faces.align import align_crops, normalize
 from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS, DetectorConfig, create_detector
-from fer_ros.faces.frontend import FaceFinder
+from fer_ros.faces.frontend import FaceFinder, refine_mesh_sized
 from fer_ros.faces.landmarks import create_landmarker
 from fer_ros.frames import to_rgb
 from fer_ros.inference import BACKENDS, create_backend
@@ -230,12 +230,10 @@ class EmotionPipeline:
         _, predicted = self.tracker.predictions(float(stamp))
         detections = self.finder.find(rgb, float(stamp), predicted)
         timings.detect_ms = (time.perf_counter() - t) * 1e3
-        big = self.finder.mesh_sized(detections) if self.landmarker is not None else []
-        if big:  # only the faces the mesh can find: a graph asked for more would search for them every frame
+        if self.landmarker is not None and self.finder.mesh_sized(detections):
+            # only the faces the mesh can find: a graph asked for more would search for them every frame
             t = time.perf_counter()
-            detections = list(detections)
-            for i, d in zip(big, self.landmarker.refine(rgb, [detections[i] for i in big])):
-                detections[i] = d
+            detections = refine_mesh_sized(self.landmarker, rgb, detections)
             timings.landmarks_ms = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()

@@ -196,13 +196,18 @@ def test_real_detector_aligns_synthetic_faces_and_reports_faceless_images(images
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((96, 96, 3), 127, np.uint8))
     bad = BadInputLog("skip")
-    cache = FaceCache(RECIPE, bad, tmp_path / "c")
+    cache = FaceCache(RECIPE, bad, tmp_path / "c", no_face="skip")
     assert cache.align_image(ImageItem(6, "train", str(blank), FrameRef(blank))) is None
     cache.close()
     assert bad.counts() == {"no_face": 1} and "blank.png" in bad.records[0].file
-    cache = FaceCache(RECIPE, bad, tmp_path / "c")  # the 'no face' verdict is cached too, and still reported
+    cache = FaceCache(RECIPE, bad, tmp_path / "c", no_face="skip")  # the 'no face' verdict is cached, still reported
     assert cache.align_image(ImageItem(6, "train", str(blank), FrameRef(blank))) is None
     assert cache.stats.hits == 1 and bad.counts() == {"no_face": 2}
+    # the default policy crops the whole image as the face box instead, and says so (a separate cache entry)
+    cache = FaceCache(RECIPE, bad, tmp_path / "c")
+    whole = cache.align_image(ImageItem(6, "train", str(blank), FrameRef(blank)))
+    assert whole.located == "whole_image" and whole.landmarks is None and whole.crop.shape == (64, 64, 3)
+    assert cache.stats.hits == 0 and cache.stats.located == {"whole_image": 1} and bad.counts() == {"no_face": 2}
 
 
 # --- clips ------------------------------------------------------------------------------------------------------------
@@ -226,13 +231,13 @@ def test_clip_without_any_face_is_reported(tmp_path):
         cv2.imwrite(str(folder / f"{k:06d}.png"), np.full((96, 96, 3), 90 + k, np.uint8))
     bad = BadInputLog("skip")
     items = load_clip_folders(root, RESOLVER, bad, {"val": 0, "test": 0})
-    cache = FaceCache(RECIPE, bad, None)
+    cache = FaceCache(RECIPE, bad, None, no_face="skip")
     assert cache.align_clip(items[0]) == []
     cache.close()
     assert bad.counts() == {"clip_no_face": 1}
     assert bad.records[0].file.endswith("empty_clip") and "no face in any of its 3 frames" in bad.records[0].message
     with pytest.raises(BadInputError, match="empty_clip"):
-        FaceCache(RECIPE, BadInputLog("stop"), None).align_clip(items[0])
+        FaceCache(RECIPE, BadInputLog("stop"), None, no_face="skip").align_clip(items[0])
 
 
 def test_k_segment_sampling():

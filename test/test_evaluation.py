@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from fer_ros.cli import main as cli_main
+from fer_ros.errors import ConfigError
 from fer_ros_training.data.face_cache import AlignedFace
 from fer_ros_training.evaluation import (brightness, cam_layer, evaluate_checkpoint, grad_cam, hflip, last_conv,
                                          occlude, tta_ops)
@@ -45,7 +46,9 @@ def test_perturbations_touch_the_right_places():
     assert brightness(0.5)(crop, None).max() == 100 and brightness(1.5)(crop, None).max() == 255
     img = np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3)
     assert np.array_equal(hflip(hflip(img)), img)
-    assert len(tta_ops(2)) == 2 and len(tta_ops(99)) == 6
+    assert len(tta_ops(2)) == 2 and len(tta_ops(6)) == 6
+    with pytest.raises(ConfigError, match="--tta 9: .* 1 .* to 6 copies"):  # 6 copies used, 'x9' printed (14.4)
+        tta_ops(9)
 
 
 def test_grad_cam_highlights_the_evidence():
@@ -87,7 +90,12 @@ def test_evaluate_writes_tables_and_plots(rmn_checkpoint, tmp_path):
                  "robustness.md", "robustness.png"):
         assert (tmp_path / "eval" / name).is_file(), name
     rows = list(csv.DictReader(open(tmp_path / "eval" / "metrics.csv")))
-    assert [r["mode"] for r in rows] == ["single", "tta3"]
+    # which crops were scored is said (14.1): counted by how each face was located, the detector's faces apart
+    assert sum(report.located.values()) == 7 and set(report.located) <= {"detector", "whole_image"}
+    mixed = len(report.located) == 2
+    assert [r["mode"] for r in rows] == ["single", "tta3"] + (["single_detector_faces"] if mixed else [])
+    assert (report.detected is not None) == mixed and report.tta_copies == 3
+    assert "faces: " in (tmp_path / "eval" / "metrics.md").read_text()
     assert float(rows[0]["accuracy"]) == pytest.approx(report.single.accuracy)
     assert {"acc_angry", "acc_neutral", "macro_f1"} <= set(rows[0])
     assert report.single.count == 7 and report.single.confusion.sum() == 7

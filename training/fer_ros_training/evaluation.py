@@ -11,6 +11,10 @@
   canonical face layout where a data set has none, e.g. FER2013).
 
 Every condition goes through the eval preset, i.e. the runtime's normalisation of the aligned crop.
+
+Which crop was scored is said: the report counts the faces by how they were located (the node's detector, a
+``faces.csv`` row, the whole image where no face was found, a ready crop) and, when not every face came from the
+detector, also scores the detector-found faces alone, which is what the node (``eval-bag``) labels.
 """
 from __future__ import annotations
 
@@ -27,8 +31,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from fer_ros_training.data.face_cache import AlignedFace  # noqa: E402
-from fer_ros_training.data.prepare import PreparedSplit  # noqa: E402
+from fer_ros.errors import ConfigError  # noqa: E402
+from fer_ros_training.data.face_cache import LOCATED_DETECTOR, AlignedFace  # noqa: E402
+from fer_ros_training.data.prepare import PreparedSplit, faces_of  # noqa: E402
 from fer_ros_training.loops import forward, predict, softmax, to_device  # noqa: E402
 from fer_ros_training.metrics import ClassificationReport, classification_report  # noqa: E402
 from fer_ros_training.train_config import TrainConfig  # noqa: E402
@@ -92,11 +97,17 @@ def occlude(part: str) -> CropOp:
     return op
 
 
+MAX_TTA_COPIES = 6  # identity, mirror and four shifts: the copies tta_ops knows
+
+
 def tta_ops(copies: int) -> list[CropOp]:
-    """The first ``copies`` of: identity, mirror, shifts left/right/up/down, mirrored shifts."""
+    """The first ``copies`` (1..MAX_TTA_COPIES) of: identity, mirror, shifts left/right/up/down."""
+    if not 1 <= copies <= MAX_TTA_COPIES:
+        raise ConfigError(f"--tta {copies}: test-time averaging takes 1 (off) to {MAX_TTA_COPIES} copies (identity, "
+                          f"mirror, four shifts)")
     ident: CropOp = lambda c, _lm=None: c  # noqa: E731
     ops = [ident, hflip, shift(-TTA_SHIFT, 0), shift(TTA_SHIFT, 0), shift(0, -TTA_SHIFT), shift(0, TTA_SHIFT)]
-    return ops[:max(1, copies)]
+    return ops[:copies]
 
 
 def perturb_split(split: PreparedSplit, op: CropOp) -> PreparedSplit:
@@ -133,12 +144,30 @@ def tta_probabilities(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, 
     return probs / len(ops), labels
 
 
+def located_counts(split: PreparedSplit) -> dict[str, int]:
+    """Faces of a split (clip frames each) by how they were located (``fer_ros_training.data.face_cache.LOCATED_*``)."""
+    counts: dict[str, int] = {}
+    for face in faces_of(split):
+        counts[face.located] = counts.get(face.located, 0) + 1
+    return counts
+
+
+def describe_crops(counts: dict[str, int]) -> str:
+    """One line naming the crops scored, e.g. 'faces: detector 40, whole_image 65 (no face found: ...)'."""
+    notes = {"detector": "found as the node finds them", "annotation": "faces.csv, data.annotations: true",
+             "whole_image": "no face found: the whole image cropped as a face box", "ready_crop": "FER2013 rows"}
+    return "faces: " + ", ".join(f"{k} {v} ({notes.get(k, k)})" for k, v in sorted(counts.items()))
+
+
 @dataclass
 class EvaluationReport:
     single: ClassificationReport
     tta: ClassificationReport | None
     robustness: dict[str, ClassificationReport] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    tta_copies: int = 1
+    located: dict[str, int] = field(default_factory=dict)  # faces scored, by how they were located
+    detected: ClassificationReport | None = None  # the detector-found faces alone, when others were scored too
 
 
 # --- plots and tables -----------------------------------------------------------------------------------------------
@@ -311,16 +340,26 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, out
     labels = cfg.labels
     n = len(labels)
     files: dict[str, Path] = {}
+    tta_ops(tta)  # a bad count fails before any work
     probs, y = split_probabilities(model, cfg, split, device)
     single = classification_report(y, probs.argmax(1), n)
     tta_rep = None
     if tta > 1:
         tprobs, _ = tta_probabilities(model, cfg, split, device, tta)
         tta_rep = classification_report(y, tprobs.argmax(1), n)
+    located = located_counts(split)
+    found = np.array([not isinstance(f, list) and f.located == LOCATED_DETECTOR for f in split.faces])
+    detected = None
+    if found.any() and not found.all():
+        detected = classification_report(y[found], probs[found].argmax(1), n)
     rows = [{"mode": "single", **single.as_dict(labels)}]
     if tta_rep is not None:
         rows.append({"mode": f"tta{tta}", **tta_rep.as_dict(labels)})
+    if detected is not None:
+        rows.append({"mode": "single_detector_faces", **detected.as_dict(labels)})
     write_table(rows, out / "metrics.csv", out / "metrics.md")
+    with open(out / "metrics.md", "a") as f:
+        f.write(f"\n{describe_crops(located)}\n")
     files["metrics"] = out / "metrics.csv"
     cm_rows = [{"true": labels[i], **{p: int(single.confusion[i, j]) for j, p in enumerate(labels)}} for i in range(n)]
     write_table(cm_rows, out / "confusion.csv")
@@ -349,7 +388,7 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, out
         fig.savefig(out / "robustness.png", dpi=110)
         plt.close(fig)
         files["robustness_plot"] = out / "robustness.png"
-    return EvaluationReport(single, tta_rep, rob, files)
+    return EvaluationReport(single, tta_rep, rob, files, tta, located, detected)
 
 
 def evaluate_checkpoint(checkpoint: Path | str, out_dir: Path | str | None = None, split: str = "test",

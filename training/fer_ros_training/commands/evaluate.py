@@ -28,10 +28,17 @@ def run(args: argparse.Namespace) -> int:
     setup_logging(args.verbose)
     report = evaluate_checkpoint(args.checkpoint, args.out, args.split, args.data_root, args.tta, args.gradcam,
                                  not args.no_robustness, args.device, not args.no_progress)
+    from fer_ros_training.evaluation import describe_crops
+
     line = f"accuracy {report.single.accuracy:.4f}, macro-F1 {report.single.macro_f1:.4f} ({report.single.count} items)"
     if report.tta is not None:
-        line += f"; with TTA x{args.tta}: accuracy {report.tta.accuracy:.4f}, macro-F1 {report.tta.macro_f1:.4f}"
+        line += (f"; with TTA x{report.tta_copies}: accuracy {report.tta.accuracy:.4f}, "
+                 f"macro-F1 {report.tta.macro_f1:.4f}")
     print(line)
+    print(describe_crops(report.located))
+    if report.detected is not None:
+        print(f"  detector-found faces only (what the node labels): accuracy {report.detected.accuracy:.4f}, "
+              f"macro-F1 {report.detected.macro_f1:.4f} ({report.detected.count} items)")
     for name, rep in report.robustness.items():
         print(f"  {name:18s} accuracy {rep.accuracy:.4f}")
     print("written: " + ", ".join(str(p) for p in report.files.values()))

@@ -10,7 +10,9 @@ Example::
       on_bad_input: skip           # skip: count, report and go on | stop: stop at the first bad item
       cache_dir: ~/.cache/fer_ros/faces   # aligned crops; null keeps nothing on disk
       detector: {backend: auto, model: full, min_confidence: 0.5}
-      annotations: true            # known faces from ROOT/faces.csv where listed; false: detect every face
+      annotations: false           # true: known faces from ROOT/faces.csv where listed (default: find every face
+                                   # as the node does)
+      no_face: whole_image         # no face the node would label: crop the whole image | skip: leave it out
       segments: 3                  # clips: K frames sampled per clip (FAN)
       augment: {hflip: 0.5, rotation: 30, translate: 0.1, brightness: 0.2, contrast: 0.2}
       synthetic: {per_class: 40, frames: 12, image_size: 96}   # optional: generate into root when it is missing
@@ -26,7 +28,7 @@ from fer_ros.errors import ConfigError
 from fer_ros_training.config_keys import section_fields
 from fer_ros_training.data.bad_input import POLICIES
 from fer_ros_training.data.clips import DEFAULT_SEGMENTS
-from fer_ros_training.data.face_cache import DEFAULT_CACHE_DIR
+from fer_ros_training.data.face_cache import DEFAULT_CACHE_DIR, NO_FACE_POLICIES
 from fer_ros_training.data.transforms import AugmentConfig
 
 DATA_FORMATS = ("fer2013", "image_folders", "clips")
@@ -45,7 +47,8 @@ class DataConfig:
     augment: dict[str, float] = field(default_factory=dict)
     synthetic: dict[str, Any] | None = None
     max_items: int = 0  # > 0: use only the first N items of each split (quick checks)
-    annotations: bool = True  # use ROOT/faces.csv where it lists a face; false: detect every face
+    annotations: bool = False  # true: use ROOT/faces.csv where it lists a face; false: find faces as the node does
+    no_face: str = "whole_image"  # an image without a face the node would label: whole_image | skip
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> DataConfig:
@@ -54,6 +57,8 @@ class DataConfig:
             raise ConfigError(f"data.format '{cfg.format}' is not one of {DATA_FORMATS}")
         if not cfg.root:
             raise ConfigError("data.root is empty: give the data folder (or the FER2013 CSV file)")
+        if cfg.no_face not in NO_FACE_POLICIES:
+            raise ConfigError(f"data.no_face '{cfg.no_face}' is not one of {NO_FACE_POLICIES}")
         if cfg.on_bad_input not in POLICIES:
             raise ConfigError(f"data.on_bad_input '{cfg.on_bad_input}' is not one of {POLICIES}")
         if cfg.segments < 1:

@@ -33,7 +33,7 @@ def _landmark_target(face: AlignedFace, draw: AugmentDraw) -> tuple[torch.Tensor
 def augmented_face(face: AlignedFace, crop: np.ndarray, draw: AugmentDraw) -> AlignedFace:
     """``face`` as ``draw`` made it: the augmented ``crop`` with its landmarks (and any known ``landmarks68``, which
     the fusion inputs read) moved alike."""
-    moved = AlignedFace(crop, None if face.landmarks is None else draw.apply_points(face.landmarks))
+    moved = AlignedFace(crop, None if face.landmarks is None else draw.apply_points(face.landmarks), face.located)
     known68 = getattr(face, "landmarks68", None)
     if known68 is not None:
         moved.landmarks68 = draw.apply_points(known68)

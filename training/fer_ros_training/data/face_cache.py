@@ -1,9 +1,17 @@
 """Find and align every face once, with the core's code, and keep the crops on disk so no epoch runs detection again.
 
-What is trained is what the robot serves: a face is located by the core's detector (``fer_ros.faces.detector``) or
-by a known annotation (``faces.csv``, see ``annotations``), cut out by the core's ``crop_face`` with the model card's
-crop (box scale, eye levelling) and converted to the card's colour by ``to_model_color``. The training transforms
-then work on these uint8 crops, and the evaluation preset is the runtime's ``normalize``.
+What is trained is what the robot serves: by default a face is located exactly as the node locates a face it sees
+first (``fer_ros.faces.frontend.find_in_image``: the node's detector, candidates verified in windows, the face mesh
+only on faces of ``MESH_MIN_FACE_PX`` and more), cut out by the core's ``crop_face`` with the model card's crop (box
+scale, eye levelling) and converted to the card's colour by ``to_model_color``. Known faces (``faces.csv``, see
+``annotations``) are used instead only when asked for (``data.annotations: true``). The training transforms then work
+on these uint8 crops, and the evaluation preset is the runtime's ``normalize``.
+
+Where the detector finds no face the node can label (none, or only faces narrower than ``min_face_size``), the
+``no_face`` policy decides: ``whole_image`` (default) takes the whole image as the face box and crops it as the node
+crops a detected box (tight crops such as FER2013's or LFW's often hold a face RetinaFace does not find: it needs some
+head context); ``skip`` leaves the image out. Every face records how it was located (``AlignedFace.located``), and the
+counts are kept in ``CacheStats``, so an evaluation can say which crop it scored.
 
 A cache entry is keyed by the SHA-256 of the file's bytes (plus the frame index for videos), the crop recipe and
 how the face was located, so editing an image, changing the card's crop or switching detectors never reuses a stale
@@ -28,8 +36,13 @@ from fer_ros_training.data.bad_input import CLIP_NO_FACE, CORRUPT_IMAGE, NO_FACE
 from fer_ros_training.data.items import ClipItem, FrameRef, ImageItem
 
 LOG = logging.getLogger("fer_ros_training.data")
-CACHE_VERSION = 1  # bump when the stored layout or the alignment code's meaning changes
+CACHE_VERSION = 2  # bump when the stored layout or the alignment code's meaning changes
 DEFAULT_CACHE_DIR = Path(os.environ.get("FER_ROS_CACHE", Path.home() / ".cache" / "fer_ros")) / "faces"
+# How a face was located (AlignedFace.located): the node's detector, a faces.csv row, the whole image (no face found),
+# or a ready crop (FER2013 rows, resized without detection).
+LOCATED_DETECTOR, LOCATED_ANNOTATION, LOCATED_WHOLE_IMAGE, LOCATED_READY_CROP = (
+    "detector", "annotation", "whole_image", "ready_crop")
+NO_FACE_POLICIES = ("whole_image", "skip")  # data.no_face: what an image without a face the node can label becomes
 
 
 @dataclass(frozen=True)
@@ -52,21 +65,29 @@ class CropRecipe:
 
 @dataclass
 class AlignedFace:
-    """A model-ready uint8 crop (HxWxC, C = 1 for gray) and the five landmarks in crop pixels (None if unknown)."""
+    """A model-ready uint8 crop (HxWxC, C = 1 for gray), the five landmarks in crop pixels (None if unknown) and how
+    the face was located (one of the ``LOCATED_*`` names)."""
 
     crop: np.ndarray
     landmarks: np.ndarray | None = None
+    located: str = LOCATED_DETECTOR
 
 
 @dataclass
 class CacheStats:
     hits: int = 0  # read from the disk cache
     aligned: int = 0  # detected/located and aligned now
-    no_face: int = 0
+    no_face: int = 0  # left out: no face found and no_face = skip
     unreadable: int = 0
+    located: dict[str, int] = field(default_factory=dict)  # faces kept, by how they were located (hits included)
+
+    def count(self, face: AlignedFace | None) -> None:
+        if face is not None:
+            self.located[face.located] = self.located.get(face.located, 0) + 1
 
     def summary(self) -> str:
-        return ", ".join(f"{k} {v}" for k, v in asdict(self).items())
+        counts = {k: v for k, v in asdict(self).items() if k != "located"}
+        return ", ".join([f"{k} {v}" for k, v in counts.items()] + [f"{k} {v}" for k, v in self.located.items()])
 
 
 def file_digest(path: Path, chunk: int = 1 << 20) -> str:
@@ -87,8 +108,8 @@ class FaceCache:
     """Aligns images, video frames and clips for one crop recipe, caching results under ``cache_dir``.
 
     ``annotations`` maps ``FrameRef.key()`` to known faces (used instead of the detector); ``detector_config`` is a
-    ``fer_ros.faces.detector.DetectorConfig`` for the rest (default: the core's defaults, single-image mode).
-    ``cache_dir=None`` keeps nothing on disk.
+    ``fer_ros.faces.detector.DetectorConfig`` for the rest (default: the core's defaults, single-image mode);
+    ``no_face`` is one of ``NO_FACE_POLICIES`` (see the module docstring). ``cache_dir=None`` keeps nothing on disk.
     """
 
     recipe: CropRecipe
@@ -97,51 +118,63 @@ class FaceCache:
     annotations: dict[str, FaceAnnotation] = field(default_factory=dict)
     detector_config: object | None = None
     stats: CacheStats = field(default_factory=CacheStats)
+    no_face: str = "whole_image"
     _detector: object | None = field(default=None, init=False, repr=False)
+    _finder: object | None = field(default=None, init=False, repr=False)
     _mesh: object | None = field(default=None, init=False, repr=False)
     _digests: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     # --- locating -----------------------------------------------------------------------------------------------
+    def _config(self):
+        from fer_ros.faces.detector import DetectorConfig
+
+        return self.detector_config or DetectorConfig(static_images=True)
+
     def _detector_tag(self) -> str:
         cfg = self.detector_config
-        if cfg is None:
-            return "det-default"
-        return "det-" + hashlib.sha256(repr(sorted(asdict(cfg).items())).encode()).hexdigest()[:16]
+        digest = "default" if cfg is None else hashlib.sha256(repr(sorted(asdict(cfg).items())).encode()).hexdigest()[:16]
+        return f"det-{digest}-{self.no_face}"
 
     def detector(self):
-        """The core's face detector, created on first use (single-image mode: unrelated files, no tracking)."""
+        """The core's face detector, created on first use, with the node's front end and mesh around it."""
         if self._detector is None:
-            from fer_ros.faces.detector import DetectorConfig, create_detector
+            from fer_ros.faces.detector import create_detector
+            from fer_ros.faces.frontend import FaceFinder
+            from fer_ros.faces.landmarks import create_landmarker
 
-            cfg = self.detector_config or DetectorConfig(static_images=True)
+            cfg = self._config()
             self._detector = create_detector(cfg, LOG)
-            if cfg.use_mesh:  # the runtime refines the five landmarks with the mesh: so does training
-                from fer_ros.faces.landmarks import MeshLandmarker
-
-                self._mesh = MeshLandmarker(max_faces=cfg.max_faces, static=True)
+            self._finder = FaceFinder(self._detector, cfg, LOG)
+            self._mesh = create_landmarker(cfg, LOG)  # the runtime refines the five landmarks: so does training
         return self._detector
 
     def close(self) -> None:
-        for part in (self._detector, self._mesh):
+        for part in (self._mesh, self._detector):
             if part is not None:
                 part.close()
-        self._detector = self._mesh = None
+        self._detector = self._mesh = self._finder = None
 
-    def locate(self, rgb: np.ndarray, ref: FrameRef) -> tuple[np.ndarray, np.ndarray | None] | None:
-        """Box and landmarks of the face in ``rgb``: the annotation if there is one, else the detector's best face."""
+    def locate(self, rgb: np.ndarray, ref: FrameRef) -> tuple[np.ndarray, np.ndarray | None, str] | None:
+        """Box, landmarks and how they were found (``LOCATED_*``) for the face in ``rgb``: the annotation if there is
+        one, else the best face the node would label, else the whole image (``no_face = whole_image``) or None."""
+        from fer_ros.faces.frontend import find_in_image
+
         ann = self.annotations.get(ref.key())
         if ann is not None:
-            return ann.box, ann.landmarks
-        found = self.detector().detect(rgb)
-        if found and self._mesh is not None:
-            found = self._mesh.refine(rgb, found)
-        if not found:
-            return None
-        best = found[0]
-        return best.box, best.landmarks
+            return ann.box, ann.landmarks, LOCATED_ANNOTATION
+        self.detector()
+        min_side = self._config().min_face_size
+        found = [d for d in find_in_image(self._finder, self._mesh, rgb) if min(d.width, d.height) >= min_side]
+        if found:
+            return found[0].box, found[0].landmarks, LOCATED_DETECTOR
+        if self.no_face == "whole_image":
+            h, w = rgb.shape[:2]
+            return np.array([0, 0, w, h], np.float32), None, LOCATED_WHOLE_IMAGE
+        return None
 
     # --- aligning -----------------------------------------------------------------------------------------------
-    def align_located(self, rgb: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None) -> AlignedFace:
+    def align_located(self, rgb: np.ndarray, box: np.ndarray, landmarks: np.ndarray | None,
+                      located: str = LOCATED_DETECTOR) -> AlignedFace:
         """Crop and colour-convert one located face exactly as the runtime does (``fer_ros.faces.align``)."""
         from fer_ros.faces.align import crop_face, face_transform, to_model_color, transform_points
 
@@ -154,7 +187,7 @@ class FaceCache:
         if landmarks is not None:
             m = face_transform(box, landmarks, r.height, r.width, r.scale, r.rotate)
             lm = transform_points(m, landmarks).astype(np.float32)
-        return AlignedFace(np.ascontiguousarray(crop, dtype=np.uint8), lm)
+        return AlignedFace(np.ascontiguousarray(crop, dtype=np.uint8), lm, located)
 
     def align_pixels(self, pixels: np.ndarray) -> AlignedFace:
         """A ready face crop (FER2013 row, gray HxW): resized to the input size and converted to the model colour."""
@@ -165,7 +198,7 @@ class FaceCache:
         crop = to_model_color(cv2.cvtColor(resized, cv2.COLOR_GRAY2RGB), "rgb", r.color)
         if crop.ndim == 2:
             crop = crop[..., None]
-        return AlignedFace(np.ascontiguousarray(crop, dtype=np.uint8), None)
+        return AlignedFace(np.ascontiguousarray(crop, dtype=np.uint8), None, LOCATED_READY_CROP)
 
     # --- disk cache ---------------------------------------------------------------------------------------------
     def _digest(self, path: Path) -> str:
@@ -191,7 +224,7 @@ class FaceCache:
                 if not bool(z["found"]):
                     return True, None
                 lm = z["landmarks"] if z["landmarks"].size else None
-                return True, AlignedFace(z["crop"], lm)
+                return True, AlignedFace(z["crop"], lm, str(z["located"]))
         except (OSError, ValueError, KeyError):  # a torn or foreign file: recompute it
             return False, None
 
@@ -201,10 +234,10 @@ class FaceCache:
         entry.parent.mkdir(parents=True, exist_ok=True)
         tmp = entry.with_name(entry.name + f".{os.getpid()}.tmp.npz")
         if face is None:
-            np.savez(tmp, found=False, crop=np.zeros(0, np.uint8), landmarks=np.zeros(0, np.float32))
+            np.savez(tmp, found=False, crop=np.zeros(0, np.uint8), landmarks=np.zeros(0, np.float32), located="")
         else:
             lm = face.landmarks if face.landmarks is not None else np.zeros(0, np.float32)
-            np.savez(tmp, found=True, crop=face.crop, landmarks=lm)
+            np.savez(tmp, found=True, crop=face.crop, landmarks=lm, located=face.located)
         os.replace(tmp, entry)
 
     # --- public -------------------------------------------------------------------------------------------------
@@ -215,27 +248,31 @@ class FaceCache:
         if hit:
             self.stats.hits += 1
         else:
-            located = self.locate(rgb, ref)
-            face = None if located is None else self.align_located(rgb, *located)
+            found = self.locate(rgb, ref)
+            face = None if found is None else self.align_located(rgb, *found)
             self._store(entry, face)
             self.stats.aligned += face is not None
+        self.stats.count(face)
         if face is None:
             self.stats.no_face += 1
             if report_missing:
-                self.bad.report(NO_FACE, source, "no face found; the image is left out (give its face in faces.csv "
-                                                 "or lower detector.min_confidence)")
+                self.bad.report(NO_FACE, source, "no face found; the image is left out (data.no_face: whole_image "
+                                                 "crops the whole image instead, or lower detector.min_confidence)")
         return face
 
     def align_image(self, item: ImageItem) -> AlignedFace | None:
         """The aligned face of an image item; None (reported) for an unreadable file or a file with no face."""
         if item.pixels is not None:
             self.stats.aligned += 1
-            return self.align_pixels(item.pixels)
+            face = self.align_pixels(item.pixels)
+            self.stats.count(face)
+            return face
         ref = item.frame
         entry = self._entry(ref) if ref.path.is_file() else None
         hit, face = self._load(entry)
         if hit:
             self.stats.hits += 1
+            self.stats.count(face)
             if face is None:
                 self.stats.no_face += 1
                 self.bad.report(NO_FACE, item.source, "no face found (cached); the image is left out")

@@ -92,7 +92,7 @@ def prepare_data(cfg: DataConfig, labels: tuple[str, ...], recipe: CropRecipe, s
     else:
         items = load_clip_folders(root, resolver, bad, cfg.split, seed)
     annotations = read_faces(root if root.is_dir() else root.parent, bad) if cfg.annotations else {}
-    cache = FaceCache(recipe, bad, cfg.cache_path, annotations, detector_config)
+    cache = FaceCache(recipe, bad, cfg.cache_path, annotations, detector_config, no_face=cfg.no_face)
     out = {name: PreparedSplit() for name in splits}
     taken = {name: 0 for name in splits}
     try:
