@@ -13,6 +13,7 @@ import sys
 import time
 from collections import Counter
 
+from fer_ros.errors import ConfigError
 from fer_ros.ros import graph
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -32,8 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         env = graph.ros_env(domain_id=graph.caller_domain_id())
     except ValueError as exc:
-        print(f"fer-ros demo: {exc}", file=sys.stderr)
-        return 2
+        raise ConfigError(str(exc)) from exc
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_DOMAIN_ID")})
     import rclpy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_ros.datatypes import FrameResult
-from fer_ros.errors import FrameError
+from fer_ros.errors import ConfigError, FrameError
 
 TOP_K = 3  # labels printed per face in text mode
 
@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros.tracking import TrackerConfig
 
     if not args.images and not args.sample:
-        print("fer-ros run-image: give image files or --sample", file=sys.stderr)
-        return 2
+        raise ConfigError("no image given: give image files or --sample")
     config = PipelineConfig(model=args.model or DEFAULT_MODEL, backend=args.backend,
                             detector=DetectorConfig(backend=args.detector, model=args.detector_model,
                                                     use_mesh=not args.no_mesh, static_images=True, parallel=False),

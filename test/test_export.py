@@ -205,7 +205,7 @@ def test_export_command_writes_card_with_provenance(tmp_path, capsys):
     ckpt = tmp_path / "best.pt"
     model = _trainer_checkpoint(ckpt)
     out = tmp_path / "rmn_raf"
-    assert main(["export", "--checkpoint", str(ckpt), "--out", str(out), "--training-data", "RAF-DB basic",
+    assert main(["export", str(ckpt), "--out", str(out), "--training-data", "RAF-DB basic",
                  "--metrics", "test_accuracy=0.58", "--license", "CC-BY-4.0"]) == 0
     assert "ok" in capsys.readouterr().out
     card = load_card(out)
@@ -225,14 +225,14 @@ def test_export_command_errors_say_what_to_fix(tmp_path, capsys):
 
     bare = tmp_path / "bare.pt"
     torch.save(build_network("rmn_tiny").state_dict(), bare)
-    assert main(["export", "--checkpoint", str(bare), "--out", str(tmp_path / "x")]) == 2
+    assert main(["export", str(bare), "--out", str(tmp_path / "x")]) == 2
     assert "--network" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(bare), "--out", str(tmp_path / "x"), "--network", "resnet18"]) == 2
+    assert main(["export", str(bare), "--out", str(tmp_path / "x"), "--network", "resnet18"]) == 2
     assert "do not fit" in capsys.readouterr().err
-    assert main(["export", "--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 2
+    assert main(["export", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "x")]) == 2
     assert "does not exist" in capsys.readouterr().err
     # a bare state dict with the right --network exports
-    assert main(["export", "--checkpoint", str(bare), "--out", str(tmp_path / "ok"), "--network", "rmn_tiny",
+    assert main(["export", str(bare), "--out", str(tmp_path / "ok"), "--network", "rmn_tiny",
                  "--input-size", "64", "64"]) == 0
 
 
@@ -250,7 +250,7 @@ def test_import_rmn_reproduces_the_reference_network(tmp_path):
     ckpt = tmp_path / "Z_resmasking_dropout1_rot30"
     torch.save({"net": reference.state_dict(), "best_val_acc": 0.73}, ckpt)
     out = tmp_path / "rmn_fer2013"
-    assert main(["import-rmn", "--checkpoint", str(ckpt), "--out", str(out), "--input-size", "64"]) == 0
+    assert main(["import-rmn", str(ckpt), "--out", str(out), "--input-size", "64"]) == 0
     card = load_card(out)
     assert card.architecture == "rmn" and card.input.color == "gray" and card.crop.scale == 1.1
     assert card.extra["metrics"]["best_val_acc"] == 0.73 and "MIT" in card.extra["license"]

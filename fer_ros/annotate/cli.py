@@ -6,16 +6,19 @@ Window::
 
 Headless (apply a label file: validate, export clips, trim)::
 
-    fer-ros annotate session.mp4 --headless [--label-file session.mp4.annotations.tsv] [--export-clips clips/]
+    fer-ros annotate session.mp4 --headless [--labels session.mp4.annotations.tsv] [--export-clips clips/]
                                             [--trim trimmed.avi] [--margin 0.5]
+
+``--labels`` is a label file, as in eval-bag and replay; the names of keys 1..9 are ``--classes``. ``--label-file``
+is the deprecated spelling of ``--labels``.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from fer_ros.errors import ConfigError, FerRosError
+from fer_ros.cli_options import add_deprecated, comma_list
+from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS
 
 
@@ -24,42 +27,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", help="image topic of the bag (default: its only Image/CompressedImage topic)")
     parser.add_argument("--out-dir", type=Path, help="where the record, label and resume files go "
                                                      "(default: beside the source)")
-    parser.add_argument("--labels", default=",".join(FER2013_LABELS),
-                        help="comma-separated label names for keys 1..9 (default: FER2013 order)")
+    parser.add_argument("--classes", type=comma_list, default=FER2013_LABELS, metavar="A,B,...",
+                        help="comma-separated class names for keys 1..9 (default: FER2013 order, "
+                             f"{','.join(FER2013_LABELS)})")
     parser.add_argument("--export-clips", type=Path, metavar="ROOT",
                         help="also write each saved clip's frames to ROOT/<label>/<clip>/ (FAN clip layout)")
     parser.add_argument("--predictions", type=Path, metavar="BAG",
                         help="a scored bag whose EmotionArray output is shown beside the labels")
     parser.add_argument("--predictions-topic", help="EmotionArray topic of --predictions (default: the only one)")
-    parser.add_argument("--headless", action="store_true", help="no window: apply --label-file and exit")
-    parser.add_argument("--label-file", type=Path, help="headless: thesis TSV or interval CSV to apply "
-                                                        "(default: the source's .annotations.tsv)")
+    parser.add_argument("--headless", action="store_true", help="no window: apply --labels and exit")
+    parser.add_argument("--labels", type=Path, help="headless: label file to apply, thesis TSV or interval CSV "
+                                                    "'start,end,label' (default: the source's .annotations.tsv)")
+    add_deprecated(parser, "--label-file", "--labels", dest="labels", convert=Path)
     parser.add_argument("--trim", type=Path, metavar="OUT",
                         help="headless: write a copy cut down to the labelled spans (a bag folder, or .avi)")
     parser.add_argument("--margin", type=float, default=0.0, help="headless --trim: seconds kept around each clip")
 
 
-def _labels(text: str) -> tuple[str, ...]:
-    labels = tuple(name.strip().lower() for name in text.split(",") if name.strip())
-    if not labels:
-        raise ConfigError("--labels is empty: give comma-separated names, e.g. angry,happy,neutral")
-    return labels
+def _check_label_file(path: Path | None) -> None:
+    """``--labels`` names a label file; class names given there (its meaning before --classes) are an error."""
+    if path is not None and not path.exists():
+        if "," in str(path):
+            raise ConfigError(f"--labels is a label file now; class names are set with --classes {path}")
+        raise ConfigError(f"label file {path} does not exist")
 
 
 def run(args: argparse.Namespace) -> int:
     """0 when done (headless: no problem found), 1 when a headless label file has problems, 2 on a usage error."""
-    try:
-        labels = _labels(args.labels)
-        if args.headless:
-            return _run_headless(args, labels)
-        from fer_ros.annotate.app import run_window
+    _check_label_file(args.labels)
+    labels = tuple(name.lower() for name in args.classes)
+    if args.headless:
+        return _run_headless(args, labels)
+    from fer_ros.annotate.app import run_window
 
-        return run_window(args.source, topic=args.topic, out_dir=args.out_dir, labels=labels,
-                          export_root=args.export_clips, predictions=args.predictions,
-                          predictions_topic=args.predictions_topic)
-    except FerRosError as exc:
-        print(f"fer-ros annotate: {exc}", file=sys.stderr)
-        return 2
+    return run_window(args.source, topic=args.topic, out_dir=args.out_dir, labels=labels,
+                      export_root=args.export_clips, predictions=args.predictions,
+                      predictions_topic=args.predictions_topic)
 
 
 def _run_headless(args: argparse.Namespace, labels: tuple[str, ...]) -> int:
@@ -67,7 +70,7 @@ def _run_headless(args: argparse.Namespace, labels: tuple[str, ...]) -> int:
     from fer_ros.annotate.sources import open_source
     from fer_ros.annotate.store import OutputPaths
 
-    label_file = args.label_file or OutputPaths.for_source(args.source, args.out_dir).tsv
+    label_file = args.labels or OutputPaths.for_source(args.source, args.out_dir).tsv
     with open_source(args.source, args.topic) as source:
         for problem in source.problems:
             print(f"source: {problem}")

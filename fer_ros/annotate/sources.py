@@ -248,6 +248,30 @@ class VideoFrameSource(FrameSource):
         self._capture.release()
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm")  # what cv2.imread reads
+
+
+class ImageFolderSource(FrameSource):
+    """The images of a folder (not its subfolders) in name order, as frames ``fps`` apart (for ``fer-ros make-bag``)."""
+
+    def __init__(self, path: str | Path, fps: float = DEFAULT_VIDEO_FPS) -> None:
+        path = Path(path)
+        if not path.is_dir():
+            raise SourceError(f"{path} is not a folder of images")
+        self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not self.files:
+            raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {path}")
+        super().__init__(path, path.name)
+        self.fps = float(fps)
+        self.stamps = np.arange(len(self.files), dtype=np.float64) / self.fps
+
+    def _decode(self, index: int) -> np.ndarray:
+        image = cv2.imread(str(self.files[index]), cv2.IMREAD_COLOR)
+        if image is None:
+            raise ValueError(f"OpenCV cannot read {self.files[index].name}")
+        return image
+
+
 def open_source(path: str | Path, topic: str | None = None) -> FrameSource:
     """A bag source for a rosbag2 directory (or its .db3/.mcap file), a video source for any other file."""
     path = Path(path)

@@ -304,6 +304,13 @@ def check_format(version: int, storage: str) -> None:
         raise ConfigError(f"bag storage '{storage}' is not supported: use one of {', '.join(STORAGES)}")
 
 
+def add_output_format_arguments(parser: Any, what: str) -> None:
+    """``--format-version`` and ``--storage`` of a command that writes a bag (``what`` names that bag)."""
+    parser.add_argument("--format-version", type=int, default=9, choices=FORMAT_VERSIONS,
+                        help=f"rosbag2 format of {what}: 8 for Humble's ros2 bag play, 9 for Jazzy+")
+    parser.add_argument("--storage", default="sqlite3", choices=sorted(STORAGES), help=f"storage of {what}")
+
+
 def open_writer(path: Path | str, version: int = 9, storage: str = "sqlite3") -> Writer:
     """Create and open a new bag folder; BagError if ``path`` exists (rosbags never overwrites)."""
     check_format(version, storage)

@@ -12,8 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from fer_ros.bag.bag_io import FORMAT_VERSIONS, STORAGES, check_format
-from fer_ros.errors import FerRosError
+from fer_ros.bag.bag_io import add_output_format_arguments, check_format
 from fer_ros.node_parameters import unknown_name_message
 
 EXIT_DAMAGED_BAG = 3  # the report was written, but the bag could not be read to its end
@@ -29,9 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--params-file", type=Path, help="fer_node parameters file (default: config/fer.yaml of the "
                         "source tree or the installed package)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (report, figures, emotions bag)")
-    parser.add_argument("--format-version", type=int, default=9, choices=FORMAT_VERSIONS,
-                        help="rosbag2 format of the output bag: 8 for Humble's ros2 bag play, 9 for Jazzy+")
-    parser.add_argument("--storage", default="sqlite3", choices=sorted(STORAGES), help="output bag storage")
+    add_output_format_arguments(parser, "the output bag")
     parser.add_argument("--output-topic", default="/emotions", help="topic name of the EmotionArray output")
 
 
@@ -76,18 +73,14 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros.bag.evaluate import EvalOptions, run_offline
     from fer_ros.bag.report import write_report
 
-    try:
-        check_format(args.format_version, args.storage)
-        options = EvalOptions(bag=args.bag, topic=args.topic, out_dir=args.out, labels_file=args.labels,
-                              label_topic=args.label_topic, params_file=args.params_file,
-                              format_version=args.format_version, storage=args.storage,
-                              output_topic=args.output_topic)
-        result = run_offline(options)
-        report = write_report(result, args.out, {"tool": "fer-ros eval-bag", "mode": "offline",
-                                                 "bag": str(args.bag), "topic": args.topic})
-    except FerRosError as exc:
-        print(f"fer-ros eval-bag: {exc}", file=sys.stderr)
-        return 2
+    check_format(args.format_version, args.storage)
+    options = EvalOptions(bag=args.bag, topic=args.topic, out_dir=args.out, labels_file=args.labels,
+                          label_topic=args.label_topic, params_file=args.params_file,
+                          format_version=args.format_version, storage=args.storage,
+                          output_topic=args.output_topic)
+    result = run_offline(options)
+    report = write_report(result, args.out, {"tool": "fer-ros eval-bag", "mode": "offline",
+                                             "bag": str(args.bag), "topic": args.topic})
     print_summary(report, args.out)
     damaged = damaged_bag_line(report)
     if damaged:

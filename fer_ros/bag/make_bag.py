@@ -5,8 +5,9 @@
         bag.add_raw(b"garbage", stamp_ns=...)             # a corrupt message on the same topic
         bag.add_label("happy", stamp_ns=...)              # std_msgs/String on a label topic
 
-Compressed topics take JPEG or PNG (``compressed="jpeg"``). Bag receive times are the header stamps plus
-``receive_delay_ns``, as a recorder on the robot would log them.
+Compressed topics take JPEG (``compressed="jpeg"``, ``jpeg_quality`` 0-100, OpenCV's 95 by default) or PNG.
+Bag receive times are the header stamps plus ``receive_delay_ns``, as a recorder on the robot would log them.
+``fer-ros make-bag`` (``make_bag_cli``) writes one from a video or an image folder.
 """
 from __future__ import annotations
 
@@ -30,9 +31,10 @@ class ImageBagWriter:
 
     def __init__(self, path: Path | str, topic: str, version: int = 9, storage: str = "sqlite3",
                  compressed: str | None = None, label_topic: str = "/labels", frame_id: str = "camera",
-                 receive_delay_ns: int = RECEIVE_DELAY_NS) -> None:
+                 receive_delay_ns: int = RECEIVE_DELAY_NS, jpeg_quality: int | None = None) -> None:
         self.store = make_typestore()
         self.compressed = compressed
+        self.encode_params = [] if jpeg_quality is None else [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
         self.frame_id = frame_id
         self.receive_delay_ns = receive_delay_ns
         self.writer = open_writer(path, version, storage)
@@ -59,7 +61,8 @@ class ImageBagWriter:
         """An Image (raw topics) or CompressedImage (``image`` must then be BGR or gray) message."""
         image = np.ascontiguousarray(image)
         if self.compressed:
-            ok, data = cv2.imencode(".png" if self.compressed == "png" else ".jpg", image)
+            png = self.compressed == "png"
+            ok, data = cv2.imencode(".png" if png else ".jpg", image, [] if png else self.encode_params)
             if not ok:
                 raise ValueError("OpenCV could not encode the frame")
             return self._t[COMPRESSED_IMAGE_TYPE](header=self.header(stamp_ns), format=self.compressed,

@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fer_ros.bag.bag_io import COMPRESSED_IMAGE_TYPE, FORMAT_VERSIONS, STORAGES, check_format, open_bag
-from fer_ros.errors import FerRosError
+from fer_ros.bag.bag_io import COMPRESSED_IMAGE_TYPE, add_output_format_arguments, check_format, open_bag
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frame-timeout", type=float, default=1.0, help="lockstep: seconds to wait for an answer "
                         "before sending the frame again")
     parser.add_argument("--retries", type=int, default=3, help="lockstep: resends of an unanswered frame")
-    parser.add_argument("--format-version", type=int, default=9, choices=FORMAT_VERSIONS,
-                        help="rosbag2 format of the recorded bag: 8 for Humble's ros2 bag play, 9 for Jazzy+")
-    parser.add_argument("--storage", default="sqlite3", choices=sorted(STORAGES), help="recorded bag storage")
+    add_output_format_arguments(parser, "the recorded bag")
 
 
 def _start_node(args: argparse.Namespace, publish_topic: str, compressed: bool) -> Any:
@@ -111,9 +108,6 @@ def run(args: argparse.Namespace) -> int:
                                                 "bag": str(args.bag), "topic": args.topic})
             meta["comparison_with_offline"] = compare_runs(live, offline)
         report = write_report(live, args.out, meta)
-    except FerRosError as exc:
-        print(f"fer-ros replay: {exc}", file=sys.stderr)
-        return 2
     finally:
         if node is not None:
             from fer_ros.ros import graph

@@ -25,5 +25,34 @@ def checked_keys(data: Mapping[str, Any] | None, known: Iterable[str], section: 
 
 
 def section_fields(cls: type, data: Mapping[str, Any] | None, section: str) -> dict[str, Any]:
-    """:func:`checked_keys` against the fields of dataclass ``cls``: the keyword arguments to build it from."""
-    return checked_keys(data, (f.name for f in fields(cls)), section)
+    """:func:`checked_keys` against the fields of dataclass ``cls``, each number or flag checked (and converted) by
+    :func:`checked_value`: the keyword arguments to build it from."""
+    kinds = {f.name: f.type if isinstance(f.type, str) else getattr(f.type, "__name__", "") for f in fields(cls)}
+    out = checked_keys(data, kinds, section)
+    return {k: checked_value(v, kinds[k], f"{section}.{k}" if section != "config" else k) for k, v in out.items()}
+
+
+def checked_value(value: Any, kind: str, key: str) -> Any:
+    """``value`` as the scalar type ``kind`` names ("int", "float", "bool"); other kinds pass unchecked.
+
+    YAML reads ``1e-3`` as a string and ``--set optimizer.lr=abc`` gives one: numbers written as text are converted,
+    anything else is a ConfigError naming the key."""
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+    if kind not in ("int", "float"):
+        return value
+    number: Any = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ConfigError(f"{key} must be {'an integer' if kind == 'int' else 'a number'}, got {value!r}")
+    if kind == "int":
+        if float(number) != int(number):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        return int(number)
+    return float(number)

@@ -59,14 +59,14 @@ def run_sweep(base: dict[str, Any], params: dict[str, list[Any]], out_dir: Path 
     from fer_ros_training.trainer import load_data, train
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     combos = grid(params)
+    configs = [config_from_dict(base, combo) for combo in combos]  # every bad value refused before any work
+    out.mkdir(parents=True, exist_ok=True)
     shared_data = None
     if not any(k.split(".")[0] in DATA_KEYS for k in params):
         shared_data = load_data(config_from_dict(base), progress=progress)
     rows = []
-    for i, combo in enumerate(combos, start=1):
-        cfg = config_from_dict(base, combo)
+    for i, (combo, cfg) in enumerate(zip(combos, configs), start=1):
         LOG.info("sweep run %d/%d: %s", i, len(combos), combo)
         result = train(cfg, run_dir=out / _label(combo), progress=progress, data=shared_data)
         best_row = next((r for r in result.history if r["epoch"] == result.best_epoch), {})

@@ -34,7 +34,7 @@ import yaml
 
 from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS, CropSpec, InputSpec, card_from_dict
-from fer_ros_training.config_keys import checked_keys, section_fields
+from fer_ros_training.config_keys import checked_keys, checked_value, section_fields
 from fer_ros_training.data.config import DataConfig
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -192,14 +192,15 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
         raise ConfigError(f"optimizer.name '{optimizer.name}' is not one of {OPTIMIZERS}")
     if scheduler.name not in SCHEDULERS:
         raise ConfigError(f"scheduler.name '{scheduler.name}' is not one of {SCHEDULERS}")
-    optimizer.betas = tuple(float(b) for b in optimizer.betas)
-    optimizer.lr, optimizer.weight_decay = float(optimizer.lr), float(optimizer.weight_decay)
+    optimizer.betas = tuple(checked_value(b, "float", "optimizer.betas") for b in optimizer.betas)
     rest = {k: raw[k] for k in ("seed", "epochs", "batch_size", "eval_batch_size", "device", "threads", "num_workers",
                                 "label_smoothing", "landmark_loss_weight", "grad_clip", "monitor", "early_stopping",
                                 "background")
             if k in raw}
     if isinstance(rest.get("early_stopping"), dict):
-        rest["early_stopping"] = int(rest["early_stopping"].get("patience", 0))
+        rest["early_stopping"] = rest["early_stopping"].get("patience", 0)
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+    rest = {k: checked_value(v, kinds[k], k) for k, v in rest.items()}
     cfg = TrainConfig(name=str(raw["name"]), network=network, data=DataConfig.from_dict(raw.get("data")),
                       input=card.input, crop=card.crop, labels=labels, optimizer=optimizer, scheduler=scheduler,
                       raw=raw, **rest)

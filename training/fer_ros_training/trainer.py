@@ -42,7 +42,7 @@ import yaml
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fer_ros.errors import ConfigError
+from fer_ros.errors import ConfigError, ModelLoadError
 from fer_ros_training.data.bad_input import BadInputLog
 from fer_ros_training.data.datasets import ClipDataset, FaceImageDataset
 from fer_ros_training.data.face_cache import CropRecipe
@@ -70,6 +70,21 @@ class TrainResult:
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
     test: dict[str, float] = field(default_factory=dict)  # metrics of the best model on the test split
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: says which epochs are saved and the command that continues the run."""
+
+    def __init__(self, run_dir: Path, completed: int, epochs: int, last: Path | None) -> None:
+        self.run_dir, self.completed, self.epochs, self.last = run_dir, completed, epochs, last
+        if last is None:
+            text = (f"stopped during epoch {completed + 1} of {epochs}, before any epoch was saved in {run_dir}; "
+                    f"start the run again")
+        else:
+            saved = "epoch 1 is" if completed == 1 else f"epochs 1-{completed} are"
+            text = (f"stopped during epoch {completed + 1} of {epochs}; {saved} saved in {last}. "
+                    f"Continue with: fer-ros train --resume {last}")
+        super().__init__(text)
 
 
 # --- environment ----------------------------------------------------------------------------------------------------
@@ -280,14 +295,14 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def load_checkpoint(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """A checkpoint written by the trainer (``weights_only``: plain tensors, numbers and strings only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    from fer_ros_training.export.checkpoints import read_checkpoint
+
+    ckpt = read_checkpoint(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise ConfigError(f"{path} is not a fer_ros training checkpoint (needs 'model' and 'config')")
+        raise ModelLoadError(f"{path} is not a checkpoint written by fer-ros train (it has no 'model' and 'config'); "
+                             f"give best.pt or last.pt of a run folder")
     return ckpt
 
 
@@ -429,6 +444,9 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
                          bad_epochs, best, best_epoch)
                 stopped_early = True
                 break
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(run_dir, completed, cfg.epochs, last_path if completed > start_epoch or ckpt
+                                  else None) from None
     finally:
         if log is not None:
             log.close()

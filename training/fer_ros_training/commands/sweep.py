@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from fer_ros.cli_options import add_progress, add_verbose
 from fer_ros_training.commands import setup_logging
 
 
@@ -19,11 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="fixed override applied to every run")
     parser.add_argument("--out", help="output folder (default runs/sweep_<name>)")
-    parser.add_argument("--no-progress", action="store_true")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    add_progress(parser)
+    add_verbose(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from fer_ros.progress import bars_enabled
     from fer_ros_training.sweep import load_sweep_file, parse_params, run_sweep
     from fer_ros_training.train_config import parse_overrides, set_dotted
 
@@ -32,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     params.update(parse_params(args.param))
     for key, value in parse_overrides(args.overrides).items():
         set_dotted(base, key, value)
-    result = run_sweep(base, params, args.out or f"runs/sweep_{base.get('name', 'run')}", not args.no_progress)
+    result = run_sweep(base, params, args.out or f"runs/sweep_{base.get('name', 'run')}", bars_enabled(not args.no_progress))
     print(result.table.with_suffix(".md").read_text())
     print(f"written: {result.table}, {result.plot}")
     return 0

@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val", type=float, default=0.2, help="fraction of each class in the val split")
     parser.add_argument("--test", type=float, default=0.2, help="fraction of each class in the test split")
     parser.add_argument("--occlusion", type=float, default=0.2, help="probability of a random occluder")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same files")
     parser.add_argument("--force", action="store_true",
                         help="replace OUT when it exists and is not empty (default: refuse, naming it)")
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_ros.errors import ConfigError
 from fer_ros_training.data.bad_input import BAD_SPLIT, UNKNOWN_LABEL, BadInputLog
 
 SPLITS = ("train", "val", "test")
@@ -103,7 +104,7 @@ def seeded_split(labels: list[int], fractions: dict[str, float], seed: int) -> l
     """
     val_f, test_f = float(fractions.get("val", 0.1)), float(fractions.get("test", 0.1))
     if val_f < 0 or test_f < 0 or val_f + test_f >= 1:
-        raise ValueError(f"split fractions val={val_f}, test={test_f} must be >= 0 and sum below 1")
+        raise ConfigError(f"split fractions val={val_f}, test={test_f} must be >= 0 and sum below 1")
     rng = np.random.default_rng(seed)
     out = ["train"] * len(labels)
     arr = np.asarray(labels)

@@ -17,6 +17,10 @@ from torch import nn
 from fer_ros.errors import ConfigError, ModelLoadError
 
 STATE_KEYS = ("model", "state_dict", "net", "model_state_dict")  # where trainers put the weights, ours first
+# file suffixes users pass where a checkpoint is wanted, and what they are
+NOT_CHECKPOINTS = {".onnx": "an exported ONNX model", ".engine": "a TensorRT engine", ".plan": "a TensorRT engine",
+                   ".yaml": "a YAML file (a config or a model card)", ".yml": "a YAML file", ".csv": "a CSV file",
+                   ".md": "a text file", ".json": "a JSON file"}
 
 
 @dataclass
@@ -33,14 +37,29 @@ def read_checkpoint(path: Path | str, trust: bool = False) -> Any:
     """``torch.load`` on the CPU, weights only unless ``trust``; ModelLoadError with the fix otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise ModelLoadError(f"checkpoint {path} does not exist")
+        raise ModelLoadError(f"checkpoint {path} does not exist" + (" (it is a folder: give best.pt or last.pt "
+                                                                    "inside it)" if path.is_dir() else ""))
+    if path.suffix.lower() in NOT_CHECKPOINTS:
+        raise ModelLoadError(f"{path} is {NOT_CHECKPOINTS[path.suffix.lower()]}, not a training checkpoint: give "
+                             f"the best.pt or last.pt of a run folder")
     try:
         return torch.load(path, map_location="cpu", weights_only=not trust)
     except pickle.UnpicklingError as exc:
-        raise ModelLoadError(f"checkpoint {path} holds Python objects beyond tensors and plain values ({exc}); "
-                             f"if you trust its origin, pass --trust-checkpoint to load it fully") from exc
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise ModelLoadError(f"checkpoint {path} is not a readable torch file: {exc}") from exc
+        if not _is_torch_file(path):
+            raise ModelLoadError(f"{path} is not a torch checkpoint (give best.pt or last.pt of a run folder)") from exc
+        raise ModelLoadError(f"checkpoint {path} holds Python objects beyond tensors and plain values "
+                             f"({exc.args[0].splitlines()[0] if exc.args else exc}); if you trust its origin, pass "
+                             f"--trust-checkpoint to load it fully") from exc
+    except Exception as exc:  # torch.load on another kind of file fails in any way (IndexError, KeyError, ...)
+        raise ModelLoadError(f"{path} is not a readable torch checkpoint ({type(exc).__name__}: {exc}); give "
+                             f"best.pt or last.pt of a run folder") from exc
+
+
+def _is_torch_file(path: Path) -> bool:
+    """A zip archive (torch.save since 1.6) or a legacy pickle (protocol 2+, starting with 0x80)."""
+    with open(path, "rb") as f:
+        head = f.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def split_checkpoint(path: Path | str, trust: bool = False) -> LoadedCheckpoint:

@@ -2,9 +2,12 @@
 
 Examples::
 
-    fer-ros export --checkpoint runs/rmn_fer2013/best.pt --out models/rmn_fer2013 --training-data "FER2013 train"
-    fer-ros export --checkpoint a.pt --checkpoint b.pt --checkpoint c.pt --out models/rmn_ensemble   # ensemble
-    fer-ros export --checkpoint runs/fan/best.pt --out models/fan_afew --window 16 --data ~/clips_frames
+    fer-ros export runs/rmn_fer2013/best.pt --out models/rmn_fer2013 --training-data "FER2013 train"
+    fer-ros export a.pt b.pt c.pt --out models/rmn_ensemble   # ensemble
+    fer-ros export runs/fan/best.pt --out models/fan_afew --window 16 --data ~/clips_frames
+
+``--checkpoint FILE`` (repeatable) and ``--labels NAME ...`` are the deprecated spellings of the positional
+checkpoints and of ``--classes a,b,c``.
 
 The network, input size, colour, mean/std, crop and labels come from the checkpoint's training config; flags
 override them (a bare state dict needs ``--network``). Parity is checked on real faces: the built-in public-domain
@@ -18,15 +21,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fer_ros.errors import ConfigError, FerRosError
+from fer_ros.cli_options import add_deprecated, comma_list
+from fer_ros.errors import ConfigError
 from fer_ros_training.export.face_samples import FACE_MODES
 
 DEFAULT_PARITY_FACES = 8  # real faces the parity check runs (batch 8 and batch 1): enough to catch layout bugs
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", action="append", required=True,
-                        help="training checkpoint (.pt); repeat for an unweighted probability ensemble")
+    parser.add_argument("checkpoint", nargs="*", metavar="CHECKPOINT",
+                        help="training checkpoint (.pt); several make an unweighted probability ensemble")
+    add_deprecated(parser, "--checkpoint", "the positional CHECKPOINT", dest="old_checkpoint", append=True,
+                   metavar="FILE")
     parser.add_argument("--out", required=True, help="output folder (the model id is its name unless --id)")
     parser.add_argument("--id", default=None, help="model id for the card (default: the --out folder name)")
     parser.add_argument("--network", default=None, help="architecture name (default: the checkpoint's config)")
@@ -35,11 +41,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--window", type=int, default=None,
                         help="FAN: frames the aggregator takes, the card's window (default: the training config's "
                              "network.kwargs.window, else the network default)")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None)
-    parser.add_argument("--color", choices=("gray", "rgb", "bgr"), default=None)
-    parser.add_argument("--mean", type=float, nargs="+", default=None)
-    parser.add_argument("--std", type=float, nargs="+", default=None)
-    parser.add_argument("--labels", nargs="+", default=None, help="class names in output order")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="network input height and width (default: the checkpoint's training config)")
+    parser.add_argument("--color", choices=("gray", "rgb", "bgr"), default=None,
+                        help="input colour (default: the checkpoint's training config)")
+    parser.add_argument("--mean", type=float, nargs="+", default=None,
+                        help="per-channel input mean (default: the checkpoint's training config)")
+    parser.add_argument("--std", type=float, nargs="+", default=None,
+                        help="per-channel input std (default: the checkpoint's training config)")
+    parser.add_argument("--classes", type=comma_list, default=None, metavar="A,B,...",
+                        help="comma-separated class names in output order (default: the training config's labels)")
+    add_deprecated(parser, "--labels", "--classes a,b,c", dest="classes", convert=tuple, nargs="+", metavar="NAME")
     parser.add_argument("--crop-scale", type=float, default=None, help="face box enlargement of the crop")
     parser.add_argument("--training-data", default=None, help="name of the data it was trained on (for the card)")
     parser.add_argument("--metrics", action="append", default=[],
@@ -48,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default=None, help="the user's images for the parity check (default: built-in)")
     parser.add_argument("--faces", choices=FACE_MODES, default="detect",
                         help="--data holds full frames (detect) or face crops (crops)")
-    parser.add_argument("--num-faces", type=int, default=DEFAULT_PARITY_FACES)
+    parser.add_argument("--num-faces", type=int, default=DEFAULT_PARITY_FACES, help="faces in the parity check")
     parser.add_argument("--trust-checkpoint", action="store_true",
                         help="allow full unpickling of a checkpoint that holds more than tensors (trusted files only)")
 
@@ -85,8 +97,8 @@ def _card_fields(config: dict[str, Any] | None, args: argparse.Namespace) -> dic
     if args.std:
         inp["std"] = args.std
     fields["input"] = inp
-    if args.labels:
-        fields["labels"] = args.labels
+    if args.classes:
+        fields["labels"] = list(args.classes)
     if args.crop_scale:
         fields["crop"] = {**fields["crop"], "scale": args.crop_scale}
     return fields
@@ -133,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros_training.export.onnx_export import ExportError, export_model, is_fan
 
     out = Path(args.out)
+    args.checkpoint = [*args.checkpoint, *getattr(args, "old_checkpoint", [])]
+    if not args.checkpoint:
+        raise ConfigError("no checkpoint given: fer-ros export runs/<run>/best.pt --out models/<id>")
     try:
         model, fields, loaded = build_from_checkpoints(args)
         if args.window and not is_fan(model):
@@ -164,9 +179,6 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"fer-ros export: FAILED: {exc}", file=sys.stderr)
         return 1
-    except FerRosError as exc:
-        print(f"fer-ros export: {exc}", file=sys.stderr)
-        return 2
     for report in result.parity:
         print(report)
     for role, path in result.files.items():

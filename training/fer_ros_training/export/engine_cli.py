@@ -13,9 +13,8 @@ imported, so mistakes are reported on any machine.
 from __future__ import annotations
 
 import argparse
-import sys
 
-from fer_ros.errors import ConfigError, FerRosError
+from fer_ros.errors import ConfigError
 from fer_ros_training.export.face_samples import FACE_MODES
 from fer_ros_training.export.tensorrt_build import (DEFAULT_MAX_BATCH, DEFAULT_WORKSPACE_MB, PRECISIONS,
                                                     EngineBuildOptions)
@@ -62,14 +61,10 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros.registry import resolve_model
     from fer_ros_training.export.tensorrt_build import build_engines
 
-    try:
-        options = options_from_args(args)
-        card = resolve_model(args.model)
-        trt_card, builds = build_engines(card, options, calibration=args.calibration_data, faces_mode=args.faces,
-                                         calibration_faces=args.calibration_faces, out_dir=args.out)
-    except FerRosError as exc:
-        print(f"fer-ros build-engine: {exc}", file=sys.stderr)
-        return 2
+    options = options_from_args(args)
+    card = resolve_model(args.model)
+    trt_card, builds = build_engines(card, options, calibration=args.calibration_data, faces_mode=args.faces,
+                                     calibration_faces=args.calibration_faces, out_dir=args.out)
     for b in builds:
         print(f"{b.role}: {b.engine_path.name} ({b.precision}, TensorRT {b.trt_version}, {b.gpu.name})")
     print(f"TensorRT card: {trt_card.directory / 'model.yaml'}")

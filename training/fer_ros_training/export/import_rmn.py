@@ -23,7 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from fer_ros.errors import FerRosError
+from fer_ros.cli_options import add_deprecated
+from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS
 
 RMN_INPUT_SIDE = 224  # the reference's image_size (rmn/configs/fer2013_config.json)
@@ -68,13 +69,15 @@ def checkpoint_metrics(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="the official RMN checkpoint file you downloaded")
+    parser.add_argument("checkpoint", nargs="?", help="the official RMN checkpoint file you downloaded")
+    add_deprecated(parser, "--checkpoint", "the positional CHECKPOINT", dest="checkpoint", metavar="FILE")
     parser.add_argument("--out", required=True, help="output model folder, e.g. models/rmn_fer2013")
     parser.add_argument("--id", default=None, help="model id (default: the --out folder name)")
     parser.add_argument("--input-size", type=int, default=RMN_INPUT_SIDE,
                         help=f"square input side, a multiple of 32 (default {RMN_INPUT_SIDE}, as trained)")
     parser.add_argument("--data", default=None, help="the user's images for the parity check (default: built-in)")
-    parser.add_argument("--faces", choices=("detect", "crops"), default="detect")
+    parser.add_argument("--faces", choices=("detect", "crops"), default="detect",
+                        help="--data holds full frames (detect) or face crops (crops)")
     parser.add_argument("--num-faces", type=int, default=2,
                         help="faces for the parity check (the full RMN costs ~0.5 s per face on a CPU)")
     parser.add_argument("--trust-checkpoint", action="store_true",
@@ -86,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros_training.export.face_samples import load_faces
     from fer_ros_training.export.onnx_export import ExportError, export_model
 
+    if not args.checkpoint:
+        raise ConfigError("no checkpoint given: fer-ros import-rmn <downloaded RMN checkpoint> --out models/<id>")
     out = Path(args.out)
     try:
         model, info = load_reference_rmn(args.checkpoint, trust=args.trust_checkpoint)
@@ -99,9 +104,6 @@ def run(args: argparse.Namespace) -> int:
     except ExportError as exc:
         print(f"fer-ros import-rmn: FAILED: {exc}", file=sys.stderr)
         return 1
-    except FerRosError as exc:
-        print(f"fer-ros import-rmn: {exc}", file=sys.stderr)
-        return 2
     for report in result.parity:
         print(report)
     print(f"model: {result.files['model']} ({result.files['model'].stat().st_size / 1e6:.0f} MB)")

@@ -11,9 +11,8 @@ probability differences only). Exit 0 = pass, 1 = fail (NaN anywhere, probabilit
 from __future__ import annotations
 
 import argparse
-import sys
 
-from fer_ros.errors import FerRosError
+from fer_ros.errors import ConfigError
 from fer_ros_training.export.face_samples import FACE_MODES
 from fer_ros_training.export.validate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF
 
@@ -30,8 +29,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--data holds full frames (detect) or face crops (crops)")
     parser.add_argument("--split", default="test", help="split of ROOT/split.csv to use (default test)")
     parser.add_argument("--limit", type=int, default=None, help="at most this many images")
-    parser.add_argument("--max-prob-diff", type=float, default=DEFAULT_MAX_PROB_DIFF)
-    parser.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP)
+    parser.add_argument("--max-prob-diff", type=float, default=DEFAULT_MAX_PROB_DIFF,
+                        help="largest probability difference to the reference accepted on any face")
+    parser.add_argument("--max-accuracy-drop", type=float, default=DEFAULT_MAX_ACCURACY_DROP,
+                        help="largest accuracy loss to the reference accepted (a fraction)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,24 +41,19 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros_training.export.face_samples import load_faces
     from fer_ros_training.export.validate import compare, reference_card
 
-    try:
-        card = resolve_model(args.engine)
-        ref_card = resolve_model(args.reference) if args.reference else reference_card(card)
-        if ref_card.labels != card.labels or ref_card.input != card.input:
-            print(f"fer-ros validate-engine: {args.engine} and its reference disagree on labels or input",
-                  file=sys.stderr)
-            return 2
-        faces = load_faces(card, args.data, mode=args.faces, limit=args.limit, split=args.split,
-                           builtin_count=DEFAULT_BUILTIN_FACES)
-        print(f"held-out faces: {faces.report()}")
-        reference = create_backend(ref_card, "onnxruntime", device="cpu")
-        candidate = create_backend(card, args.backend)
-        print(f"reference: {reference.name}; candidate: {candidate.name}")
-        report = compare(reference, candidate, faces.inputs, faces.labels, args.max_prob_diff,
-                         args.max_accuracy_drop)
-    except FerRosError as exc:
-        print(f"fer-ros validate-engine: {exc}", file=sys.stderr)
-        return 2
+    card = resolve_model(args.engine)
+    ref_card = resolve_model(args.reference) if args.reference else reference_card(card)
+    if ref_card.labels != card.labels or ref_card.input != card.input:
+        raise ConfigError(f"{args.engine} and its reference {ref_card.directory} disagree on labels or input: "
+                          f"give the ONNX model it was built from with --reference")
+    faces = load_faces(card, args.data, mode=args.faces, limit=args.limit, split=args.split,
+                       builtin_count=DEFAULT_BUILTIN_FACES)
+    print(f"held-out faces: {faces.report()}")
+    reference = create_backend(ref_card, "onnxruntime", device="cpu")
+    candidate = create_backend(card, args.backend)
+    print(f"reference: {reference.name}; candidate: {candidate.name}")
+    report = compare(reference, candidate, faces.inputs, faces.labels, args.max_prob_diff,
+                     args.max_accuracy_drop)
     for line in report.lines():
         print(line)
     return 0 if report.ok else 1
