@@ -66,6 +66,18 @@ def parse_metrics(values: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+def run_test_metrics(checkpoint: Path | str) -> dict[str, Any]:
+    """``test_<metric>`` from the run's ``summary.yaml`` when ``checkpoint`` is the run's best model (the summary's
+    test metrics are the best model's), else {}."""
+    from fer_ros_training.trainer import CHECKPOINT_BEST
+
+    summary = Path(checkpoint).parent / "summary.yaml"
+    if Path(checkpoint).name != CHECKPOINT_BEST or not summary.is_file():
+        return {}
+    test = (yaml.safe_load(summary.read_text()) or {}).get("test") or {}
+    return {f"test_{k}": float(v) for k, v in test.items() if isinstance(v, (int, float)) and k != "loss"}
+
+
 def provenance(checkpoint: Path | None, training_data: str | None, metrics: Mapping[str, Any] | None,
                licence: str | None = None, source: str | None = None) -> dict[str, Any]:
     """The card's provenance fields: source checkpoint with its SHA-256, training data, metrics, licence."""
@@ -75,6 +87,7 @@ def provenance(checkpoint: Path | None, training_data: str | None, metrics: Mapp
     if checkpoint is not None:
         out["checkpoint"] = {"file": Path(checkpoint).name, "sha256": file_sha256(checkpoint)}
     out["training_data"] = training_data or "unspecified (pass --training-data)"
+    metrics = {**(run_test_metrics(checkpoint) if checkpoint is not None else {}), **(metrics or {})}
     if metrics:
         out["metrics"] = dict(metrics)
     if licence:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_ros.errors import FerRosError
+from fer_ros.errors import ConfigError, FerRosError
 from fer_ros.model_card import ModelCard
 
 OPSET = 17  # ONNX opset of every export: supported by TensorRT 8.6+ and onnxruntime >= 1.14
@@ -282,6 +282,9 @@ def export_model(model: nn.Module, card: ModelCard, out_dir: Path | str, faces: 
     (source checkpoint and hash, training data, metrics, licence). Raises ``ExportError`` when any check fails.
     """
     out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        # like eval-bag's output: an existing model folder is never overwritten silently (a robot may be using it)
+        raise ConfigError(f"export output {out_dir} already exists and is not empty; choose a new --out or remove it")
     faces_t = torch.as_tensor(np.asarray(faces, dtype=np.float32))
     expected = (card.input.channels, card.input.height, card.input.width)
     if faces_t.ndim != 4 or tuple(faces_t.shape[1:]) != expected:
