@@ -7,6 +7,7 @@ import shutil
 
 import cv2
 import numpy as np
+import yaml
 import pytest
 
 from fer_ros.datatypes import Detection
@@ -381,3 +382,21 @@ def test_68_point_mirror_follows_the_face_mesh_on_a_flipped_real_face():
     eye_distance = float(np.linalg.norm(seen[36] - seen[45]))
     assert err.max() < 0.15 * eye_distance, err.max()
     assert unswapped.max() > 0.5 * eye_distance  # without the mirror table the points would sit on the other side
+
+
+def test_a_generated_data_set_is_reused_only_with_the_settings_that_made_it(tmp_path):
+    """Issue 14.5: a data.synthetic root generated earlier with other settings was reused, so the same config gave
+    other results on another machine. Its synthetic.yaml now says what made it; other settings generate it again."""
+    root = tmp_path / "gen"
+    cfg = DataConfig.from_dict({"format": "image_folders", "root": str(root), "cache_dir": None,
+                                "synthetic": {"per_class": 2, "image_size": 64}, "annotations": True})
+    first = prepare_data(cfg, FER2013_LABELS, RECIPE, seed=3, progress=False)
+    assert len(list(root.glob("*/*.png"))) == 14 and (root / "synthetic.yaml").is_file()
+    stamp = (root / "split.csv").stat().st_mtime_ns
+    again = prepare_data(cfg, FER2013_LABELS, RECIPE, seed=3, progress=False)  # same settings: reused as it is
+    assert (root / "split.csv").stat().st_mtime_ns == stamp
+    assert again.splits["train"].sources == first.splits["train"].sources
+    cfg.synthetic = {"per_class": 3, "image_size": 64}
+    prepare_data(cfg, FER2013_LABELS, RECIPE, seed=3, progress=False)
+    assert len(list(root.glob("*/*.png"))) == 21  # generated again, no old image left behind
+    assert yaml.safe_load((root / "synthetic.yaml").read_text())["synthetic"]["per_class"] == 3

@@ -2,7 +2,8 @@
 
 ``prepare_data`` is what ``train`` and ``evaluate`` call before building torch datasets. It generates the synthetic
 data set first when the config asks for one (a ``data.synthetic`` section) and its root does not exist yet (CI
-configs; a ``data.root`` given with ``--set`` drops the config's section, so a mistyped path is an error), reads the split, aligns
+configs; a ``data.root`` given with ``--set`` drops the config's section, so a mistyped path is an error; one generated
+with other settings is replaced, see ``ensure_synthetic``), reads the split, aligns
 everything through the ``FaceCache`` (with a progress bar), leaves out and reports what has no face, and checks that
 every label has training items (an empty class is reported).
 """
@@ -49,8 +50,46 @@ class PreparedData:
         return {name: len(s.labels) for name, s in self.splits.items()}
 
 
-def generate_synthetic(cfg: DataConfig, kind: str, seed: int) -> None:
-    """Write the synthetic data set the config describes into ``cfg.root`` (only when the root does not exist)."""
+SYNTHETIC_MARKER = "synthetic.yaml"  # beside a generated data set: what generated it (the data set's recipe)
+SYNTHETIC_VERSION = 1  # bump when the generator draws different images for the same settings
+
+
+def synthetic_recipe(cfg: DataConfig, kind: str, seed: int) -> dict[str, Any]:
+    """Everything a generated data set depends on: generator version, layout, split and the data.synthetic settings
+    (with the seed they default to)."""
+    return {"version": SYNTHETIC_VERSION, "format": cfg.format, "kind": kind,
+            "split": {k: float(v) for k, v in sorted(cfg.split.items())},
+            "synthetic": {"seed": int(seed), **dict(sorted((cfg.synthetic or {}).items()))}}
+
+
+def _marker(cfg: DataConfig) -> Path:
+    root = cfg.root_path
+    return root.parent / f"{root.name}.{SYNTHETIC_MARKER}" if cfg.format == "fer2013" else root / SYNTHETIC_MARKER
+
+
+def ensure_synthetic(cfg: DataConfig, kind: str, seed: int) -> None:
+    """Generate the data set ``data.synthetic`` asks for, or reuse the one at ``data.root`` when it was generated
+    with exactly these settings (its ``synthetic.yaml``). One generated with other settings (another per_class, an
+    older generator) is replaced: reusing it made runs of the same config differ between machines. A path that exists
+    without the marker (written before markers, or by hand) is not ours to replace: it is used, with a warning."""
+    import yaml
+
+    root, marker = cfg.root_path, _marker(cfg)
+    recipe = synthetic_recipe(cfg, kind, seed)
+    if root.exists():
+        if not marker.is_file():
+            LOG.warning("data.root %s exists without %s: using it as it is, not generating it from data.synthetic "
+                        "(remove it to have it generated again)", root, marker.name)
+            return
+        if yaml.safe_load(marker.read_text()) == recipe:
+            return
+        LOG.warning("%s was generated with other settings (%s); generating it again", root, marker)
+    generate_synthetic(cfg, kind, seed, force=True)
+    marker.write_text(yaml.safe_dump(recipe, sort_keys=True))
+
+
+def generate_synthetic(cfg: DataConfig, kind: str, seed: int, force: bool = False) -> None:
+    """Write the synthetic data set the config describes into ``cfg.root`` (``force`` replaces what is there)."""
     from fer_ros_training.data.synthetic import SynthConfig
     from fer_ros_training.data.synthetic_files import (SplitFractions, write_clip_folders, write_fer2013_csv,
                                                        write_image_folders)
@@ -65,11 +104,11 @@ def generate_synthetic(cfg: DataConfig, kind: str, seed: int) -> None:
     root = cfg.root_path
     LOG.info("writing a synthetic %s data set to %s (data.synthetic asks for it)", cfg.format, root)
     if cfg.format == "fer2013":
-        write_fer2013_csv(root, per_class, gen_seed, synth, fractions)
+        write_fer2013_csv(root, per_class, gen_seed, synth, fractions, force=force)
     elif cfg.format == "clips" or kind == "clip":
-        write_clip_folders(root, per_class, frames, gen_seed, synth, fractions, video_every)
+        write_clip_folders(root, per_class, frames, gen_seed, synth, fractions, video_every, force=force)
     else:
-        write_image_folders(root, per_class, gen_seed, synth, fractions)
+        write_image_folders(root, per_class, gen_seed, synth, fractions, force=force)
 
 
 def prepare_data(cfg: DataConfig, labels: tuple[str, ...], recipe: CropRecipe, seed: int = 0,
@@ -79,8 +118,8 @@ def prepare_data(cfg: DataConfig, labels: tuple[str, ...], recipe: CropRecipe, s
     bad = bad or BadInputLog(cfg.on_bad_input)
     kind = "clip" if cfg.format == "clips" else "image"
     root = cfg.root_path
-    if cfg.synthetic and not root.exists():
-        generate_synthetic(cfg, kind, seed)
+    if cfg.synthetic:
+        ensure_synthetic(cfg, kind, seed)
     if not root.exists():
         raise ConfigError(f"data.root {root} does not exist: give the data folder (or the FER2013 CSV file); "
                           f"'fer-ros synth' writes a synthetic data set")
