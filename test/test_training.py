@@ -76,6 +76,14 @@ def test_resume_gives_the_same_result_as_an_uninterrupted_run(tmp_path):
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in full.history]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in resumed.history]
     assert full.test == resumed.test
+    # a resume that would train nothing says so (issue 14.4: --epochs-now 1 on a run past epoch 1 ran nothing, silently)
+    part2 = train(config_from_dict(raw), run_dir=tmp_path / "part2", stop_after=2, progress=False)
+    from fer_ros.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--epochs-now 1 counts .* completed 2 of 3: give a number above 2"):
+        train(config_from_dict(raw), resume=part2.last_checkpoint, stop_after=1, progress=False)
+    with pytest.raises(ConfigError, match="completed all 3 epochs of its run: nothing to resume"):
+        train(config_from_dict(raw), resume=full.last_checkpoint, progress=False)
 
 
 def test_run_folder_checkpoint_and_logs(tmp_path):

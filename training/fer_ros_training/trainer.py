@@ -328,6 +328,15 @@ def evaluate_split(model: nn.Module, dataset, cfg: TrainConfig, device: torch.de
     return {"loss": cross_entropy(logits, labels), "accuracy": rep.accuracy, "macro_f1": rep.macro_f1}
 
 
+def check_resume(done: int, epochs: int, stop_after: int | None, resume: Path | str) -> None:
+    """Refuse a resume that would train nothing (ConfigError saying why), before any data is prepared."""
+    if done >= epochs:
+        raise ConfigError(f"{resume} has completed all {epochs} epochs of its run: nothing to resume")
+    if stop_after is not None and stop_after <= done:
+        raise ConfigError(f"--epochs-now {stop_after} counts the run's completed epochs, and {resume} has completed "
+                          f"{done} of {epochs}: give a number above {done}, or leave it out to train to epoch {epochs}")
+
+
 def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | str | None = None,
           stop_after: int | None = None, progress: bool = True, data: PreparedData | None = None,
           runs_root: Path | str = "runs") -> TrainResult:
@@ -342,6 +351,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
         ckpt = load_checkpoint(resume)
         cfg = config_from_dict(ckpt["config"])
         run_dir = Path(run_dir) if run_dir is not None else Path(resume).parent
+        check_resume(int(ckpt["epoch"]), cfg.epochs, stop_after, resume)
     dist = dist_info()
     check_distributed_support(cfg, dist)
     if dist.enabled and not torch.distributed.is_initialized():
