@@ -167,7 +167,7 @@ def test_ctrl_c_during_training_says_where_it_stopped_and_how_to_resume(tmp_path
     assert made.returncode == 0, made.stderr
     run_dir = tmp_path / "run"
     cmd = [sys.executable, "-m", "fer_ros.cli", "train", "ci_rmn_tiny", "--out", str(run_dir), "--set",
-           f"data.root={data}", "--set", "epochs=100000", "--set", "early_stopping=0", "--no-progress"]
+           f"data.root={data}", "--set", "epochs=100000", "--set", "early_stopping=0"]  # bars asked for
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         while not (run_dir / "last.pt").is_file():  # an epoch is saved: the run is in its epoch loop
@@ -180,6 +180,7 @@ def test_ctrl_c_during_training_says_where_it_stopped_and_how_to_resume(tmp_path
             proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err
+    assert "\r" not in err and "it/s" not in err and "batch/s" not in err  # stderr is a pipe: no progress bars
     last_line = err.strip().splitlines()[-1]
     match = re.fullmatch(r"fer-ros train: interrupted: stopped during epoch (\d+) of 100000; (epoch 1 is|epochs 1-\d+ "
                          r"are) saved in (\S+)\. Continue with: (fer-ros train --resume \S+)", last_line)

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from fer_ros.bag.bag_io import add_output_format_arguments, check_format
+from fer_ros.cli_options import add_progress
 from fer_ros.node_parameters import unknown_name_message
 
 EXIT_DAMAGED_BAG = 3  # the report was written, but the bag could not be read to its end
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "source tree or the installed package)")
     parser.add_argument("--out", type=Path, required=True, help="output folder (report, figures, emotions bag)")
     add_output_format_arguments(parser, "the output bag")
+    add_progress(parser)
     parser.add_argument("--output-topic", default="/emotions", help="topic name of the EmotionArray output")
 
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     options = EvalOptions(bag=args.bag, topic=args.topic, out_dir=args.out, labels_file=args.labels,
                           label_topic=args.label_topic, params_file=args.params_file,
                           format_version=args.format_version, storage=args.storage,
-                          output_topic=args.output_topic)
+                          output_topic=args.output_topic, progress=not args.no_progress)
     result = run_offline(options)
     report = write_report(result, args.out, {"tool": "fer-ros eval-bag", "mode": "offline",
                                              "bag": str(args.bag), "topic": args.topic})

@@ -28,6 +28,7 @@ from fer_ros.bag.params import pipeline_params, read_node_params
 from fer_ros.bag.records import FrameRecord, MessageLedger
 from fer_ros.datatypes import FaceResult, FrameResult
 from fer_ros.errors import FrameError
+from fer_ros.progress import Progress
 from fer_ros.temporal import EmaSmoother
 
 OUTPUT_BAG_NAME = "emotions"  # DIR/emotions: the output bag's folder inside the report directory
@@ -49,6 +50,7 @@ class EvalOptions:
     format_version: int = 9
     storage: str = "sqlite3"
     output_topic: str = OUTPUT_TOPIC
+    progress: bool = True  # a progress line on stderr while frames are scored (only when stderr is a terminal)
 
 
 @dataclass
@@ -155,11 +157,13 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
     last_processed: float | None = None
     read = ReadCheck(source.count(image_conns))
     writer = open_writer(out_bag, options.format_version, options.storage)
+    bar = Progress("eval-bag", read.expected, enabled=options.progress)
     try:
         out_conn = add_topic(writer, options.output_topic, EMOTION_ARRAY_TYPE, source.store)
         t_read = t_loop = time.perf_counter()
         spent["setup"] = t_loop - t_start
         for index, message in enumerate(source.checked_messages(image_conns, read)):
+            bar.update()
             t0 = time.perf_counter()
             spent["read"] += t0 - t_read
             try:
@@ -213,9 +217,11 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
         if read.missing > 0:  # the rest of a damaged storage, or messages the metadata counts and it lacks
             ledger.add_unreadable(read.reason, read.read, None, read.error or "not in the storage", read.missing)
     except BaseException:
+        bar.close()
         writer.close()
         shutil.rmtree(out_bag, ignore_errors=True)  # a partial output bag would block the rerun
         raise
+    bar.close()
     writer.close()
     spent["loop"] = time.perf_counter() - t_loop
     return EvalRun(

@@ -27,6 +27,7 @@ from fer_ros.bag.decode import REASON_CORRUPT, UnreadableMessage, deserialize_an
 from fer_ros.bag.evaluate import OUTPUT_BAG_NAME, EvalRun, load_labels
 from fer_ros.bag.params import read_node_params
 from fer_ros.bag.records import FrameRecord, MessageLedger, record_from_emotion_array
+from fer_ros.progress import Progress
 
 DROP_NO_OUTPUT = "no_output"  # published, but no EmotionArray with its stamp came back
 DISCOVERY_SETTLE_S = 0.5  # after both ends are matched, DDS needs a moment before the first sample is delivered
@@ -69,6 +70,7 @@ class ReplayOptions:
     params_file: Path | None = None  # the node's parameters file (recorded in the report)
     format_version: int = 9
     storage: str = "sqlite3"
+    progress: bool = True  # a progress line on stderr while frames are published (only when stderr is a terminal)
 
 
 @dataclass
@@ -212,29 +214,31 @@ class LiveReplay:
         sent: list[_Sent] = []
         first_bag_ns = None
         t0 = time.monotonic()
-        for index, message in enumerate(source.messages(conns)):
-            try:
-                decoded = deserialize_and_decode(source.store, message.raw, message.connection.msgtype)
-                item = _Sent(index, decoded.stamp_ns, None)
-            except UnreadableMessage as exc:
-                item = _Sent(index, _stamp_or_none(source, message), exc.reason, exc.detail)
-            sent.append(item)
-            if item.reason == REASON_CORRUPT and item.stamp_ns is None:
-                continue  # bytes that do not deserialize would break every subscriber: counted, not published
-            if not o.lockstep:
-                first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
-                delay = t0 + (message.timestamp_ns - first_bag_ns) * 1e-9 / o.rate - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-            for attempt in range(1 + (o.retries if o.lockstep and item.reason is None else 0)):
-                item.published_ns = time.time_ns()
-                publisher.publish(message.raw)
-                item.attempts = attempt + 1
-                if not o.lockstep or item.reason is not None:
-                    break
-                with answers.changed:
-                    if answers.changed.wait_for(lambda: item.stamp_ns in answers.received_ns, o.frame_timeout_s):
+        with Progress("replay", source.count(conns), enabled=o.progress) as bar:
+            for index, message in enumerate(source.messages(conns)):
+                bar.update()
+                try:
+                    decoded = deserialize_and_decode(source.store, message.raw, message.connection.msgtype)
+                    item = _Sent(index, decoded.stamp_ns, None)
+                except UnreadableMessage as exc:
+                    item = _Sent(index, _stamp_or_none(source, message), exc.reason, exc.detail)
+                sent.append(item)
+                if item.reason == REASON_CORRUPT and item.stamp_ns is None:
+                    continue  # bytes that do not deserialize would break every subscriber: counted, not published
+                if not o.lockstep:
+                    first_bag_ns = message.timestamp_ns if first_bag_ns is None else first_bag_ns
+                    delay = t0 + (message.timestamp_ns - first_bag_ns) * 1e-9 / o.rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                for attempt in range(1 + (o.retries if o.lockstep and item.reason is None else 0)):
+                    item.published_ns = time.time_ns()
+                    publisher.publish(message.raw)
+                    item.attempts = attempt + 1
+                    if not o.lockstep or item.reason is not None:
                         break
+                    with answers.changed:
+                        if answers.changed.wait_for(lambda: item.stamp_ns in answers.received_ns, o.frame_timeout_s):
+                            break
         return sent
 
     def _linger(self, sent: list[_Sent], answers: _Answers) -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from fer_ros.bag.bag_io import COMPRESSED_IMAGE_TYPE, add_output_format_arguments, check_format, open_bag
+from fer_ros.cli_options import add_progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "before sending the frame again")
     parser.add_argument("--retries", type=int, default=3, help="lockstep: resends of an unanswered frame")
     add_output_format_arguments(parser, "the recorded bag")
+    add_progress(parser)
 
 
 def _start_node(args: argparse.Namespace, publish_topic: str, compressed: bool) -> Any:
@@ -89,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                                 linger_s=args.linger,
                                 labels_file=args.labels, label_topic=args.label_topic,
                                 params_file=args.params_file, format_version=args.format_version,
-                                storage=args.storage)
+                                storage=args.storage, progress=not args.no_progress)
         live = LiveReplay(options).run()
         if node is not None:
             from fer_ros.ros import graph
@@ -103,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
             offline = run_offline(EvalOptions(bag=args.bag, topic=args.topic, out_dir=offline_dir,
                                               labels_file=args.labels, label_topic=args.label_topic,
                                               params_file=args.params_file, format_version=args.format_version,
-                                              storage=args.storage, output_topic=args.emotions_topic))
+                                              storage=args.storage, output_topic=args.emotions_topic,
+                                              progress=not args.no_progress))
             write_report(offline, offline_dir, {"tool": "fer-ros eval-bag", "mode": "offline",
                                                 "bag": str(args.bag), "topic": args.topic})
             meta["comparison_with_offline"] = compare_runs(live, offline)
