@@ -1,7 +1,7 @@
 """``fer-ros make-bag``: a rosbag2 recording from a video file or a folder of images, as a camera would have sent it.
 
-    fer-ros make-bag clip.mp4 --out clip_bag                       # CompressedImage JPEG on /camera/image_raw/compressed
-    fer-ros make-bag frames/ --out frames_bag --fps 15 --raw       # sensor_msgs/Image bgr8 on /camera/image_raw
+    fer-ros make-bag clip.mp4 --out clip_bag                 # CompressedImage JPEG on /camera/image_raw/compressed
+    fer-ros make-bag frames/ --out frames_bag --fps 15 --raw # sensor_msgs/Image bgr8 on /camera/image_raw
 
 JPEG is the default because raw frames are large (a 472-frame 640x480 clip is about 435 MB raw, a few tens of MB as
 JPEG). Header stamps are ``--start + index / fps`` seconds, so with the default ``--start 0`` a frame's stamp is its

@@ -10,44 +10,36 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from fer_ros.classification import classification_report
+
 PERCENTILES = (50, 90, 95, 99)  # latency percentiles reported: median, tail and the p95 the robot target is set on
 MIN_TRACK_SECONDS = 1e-6  # a track seen in a single instant has no duration to divide its label changes by
 
 
 def classification(truth: Sequence[int], predicted: Sequence[int], labels: Sequence[str]) -> dict[str, Any]:
-    """Accuracy, macro-F1, per-class accuracy (recall) and confusion matrix (rows = truth, columns = prediction).
+    """Accuracy, macro-F1, per-class accuracy (recall) and confusion matrix (rows = truth, columns = prediction), from
+    ``fer_ros.classification`` (the definition training and ``fer-ros evaluate`` use), as the report's JSON.
 
     Macro-F1 averages the F1 of every class that occurs in the truth or the predictions (a class never labelled and
     never predicted says nothing about the model). Classes without labelled frames get ``null`` per-class accuracy.
     """
-    n = len(labels)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    for t, p in zip(truth, predicted):
-        confusion[int(t), int(p)] += 1
-    total = int(confusion.sum())
-    support = confusion.sum(axis=1)
-    predicted_count = confusion.sum(axis=0)
-    diag = np.diag(confusion)
-    per_class: dict[str, Any] = {}
-    f1s = []
-    for i, name in enumerate(labels):
-        recall = diag[i] / support[i] if support[i] else None
-        precision = diag[i] / predicted_count[i] if predicted_count[i] else None
-        if support[i] or predicted_count[i]:
-            denom = support[i] + predicted_count[i]
-            f1s.append(2.0 * diag[i] / denom)
-        per_class[name] = {
-            "accuracy": None if recall is None else float(recall),
-            "precision": None if precision is None else float(precision),
-            "support": int(support[i]),
-        }
+    rep = classification_report(np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64),
+                                len(labels))
+    per_class = {name: {"accuracy": _number(rep.per_class_accuracy[i]),
+                        "precision": _number(rep.per_class_precision[i]),
+                        "support": int(rep.support[i])} for i, name in enumerate(labels)}
     return {
-        "frames": total,
-        "accuracy": float(diag.sum() / total) if total else None,
-        "macro_f1": float(np.mean(f1s)) if f1s else None,
+        "frames": rep.count,
+        "accuracy": _number(rep.accuracy),
+        "macro_f1": _number(rep.macro_f1),
         "per_class": per_class,
-        "confusion_matrix": {"labels": list(labels), "rows_truth_columns_predicted": confusion.tolist()},
+        "confusion_matrix": {"labels": list(labels), "rows_truth_columns_predicted": rep.confusion.tolist()},
     }
+
+
+def _number(value: float) -> float | None:
+    """A float for JSON, None where it is undefined (NaN)."""
+    return None if np.isnan(value) else float(value)
 
 
 def distribution(values: Iterable[float]) -> dict[str, float | int | None]:

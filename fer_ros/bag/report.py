@@ -19,6 +19,8 @@ import numpy as np
 
 from fer_ros.bag.evaluate import EvalRun
 from fer_ros.bag.metrics import TrackLabels, classification, distribution, flicker, histogram
+from fer_ros.confusion_plot import plot_confusion
+from fer_ros.tables import format_cell, markdown_table
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -135,11 +137,7 @@ def build_report(run: EvalRun, meta: dict[str, Any]) -> dict[str, Any]:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return format_cell(value, digits)
 
 
 def markdown(report: dict[str, Any], figures: list[str]) -> str:
@@ -148,8 +146,8 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
     lines = [f"# fer_ros evaluation: {report.get('bag', '')} {report.get('topic', '')}", "",
              f"Mode: {report.get('mode', '')}; model `{report['model']['id']}` on {report['model']['backend']}, "
              f"detector {report['model']['detector']}.", "",
-             "## Messages", "", "| total | processed | dropped | unreadable |", "|---|---|---|---|",
-             f"| {m['total']} | {m['processed']} | {m['dropped']} | {m['unreadable']} |", ""]
+             "## Messages", "", *markdown_table(("total", "processed", "dropped", "unreadable"),
+                                                [(m["total"], m["processed"], m["dropped"], m["unreadable"])]), ""]
     for fate in ("dropped_reasons", "unreadable_reasons"):
         for reason, n in m[fate].items():
             lines.append(f"- {fate.split('_')[0]}: {reason}: {n}")
@@ -166,16 +164,18 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
                   f"{s['scored']} of {s['labelled_faces']} labelled faces "
                   f"(counting unscored as wrong: {_fmt(s['accuracy_counting_unscored_as_wrong'])})",
                   f"- not scored: {', '.join(f'{k} {v}' for k, v in s['not_scored'].items())}", "",
-                  "| class | accuracy | support |", "|---|---|---|"]
-        lines += [f"| {k} | {_fmt(v['accuracy'])} | {v['support']} |" for k, v in s["per_class"].items()]
+                  *markdown_table(("class", "accuracy", "support"),
+                                  [(k, v["accuracy"], v["support"]) for k, v in s["per_class"].items()],
+                                  lambda value, _column: _fmt(value))]
         lab = report["labels"]
         if lab["unknown_names"] or lab["invalid_rows"] or lab["unmatched_rows"]:
             lines += ["", f"Label problems: unknown names {lab['unknown_names']}, invalid rows {lab['invalid_rows']}, "
                           f"rows matching no frame {lab['unmatched_rows']}."]
-    lines += ["", "## Latency (ms)", "", "| stage | p50 | p95 | p99 | max |", "|---|---|---|---|---|"]
-    for stage, d in report["latency_ms"].items():
-        lines.append(f"| {stage} | {_fmt(d['p50'], 2)} | {_fmt(d['p95'], 2)} | {_fmt(d['p99'], 2)} | "
-                     f"{_fmt(d['max'], 2)} |")
+    lines += ["", "## Latency (ms)", "",
+              *markdown_table(("stage", "p50", "p95", "p99", "max"),
+                              [(stage, d["p50"], d["p95"], d["p99"], d["max"])
+                               for stage, d in report["latency_ms"].items()],
+                              lambda value, _column: _fmt(value, 2))]
     fl = report["flicker"]
     without = fl["without_smoothing"]
     fpf = report["faces_per_frame"]
@@ -209,17 +209,10 @@ def write_figures(report: dict[str, Any], run: EvalRun, out_dir: Path) -> list[s
     written = []
     cm = report.get("confusion_matrix")
     if cm is not None:
-        matrix = np.asarray(cm["rows_truth_columns_predicted"])
-        fig, ax = plt.subplots(figsize=(6, 5))
-        ax.imshow(matrix, cmap="Blues")
-        ax.set_xticks(range(len(cm["labels"])), cm["labels"], rotation=45, ha="right")
-        ax.set_yticks(range(len(cm["labels"])), cm["labels"])
-        for (i, j), v in np.ndenumerate(matrix):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("label")
-        ax.set_title(f"accuracy {_fmt(report['accuracy'])}, macro-F1 {_fmt(report['macro_f1'])}")
-        written.append(_save(fig, out_dir / "confusion.png", plt))
+        title = (f"{report['model']['id']}, {report.get('tool', 'fer-ros')} ({report.get('mode', '')}): accuracy "
+                 f"{_fmt(report['accuracy'])}, macro-F1 {_fmt(report['macro_f1'])}")
+        written.append(plot_confusion(np.asarray(cm["rows_truth_columns_predicted"]), cm["labels"],
+                                      out_dir / "confusion.png", title).name)
     stages = {k: [r.stage_ms[k] for r in run.frames if k in r.stage_ms] for k in report["latency_ms"]
               if k != "processing_latency_ms"}
     stages["processing_latency_ms"] = [r.latency_ms for r in run.frames]

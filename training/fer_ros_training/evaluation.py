@@ -18,7 +18,6 @@ detector, also scores the detector-found faces alone, which is what the node (``
 """
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -31,7 +30,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from fer_ros.confusion_plot import plot_confusion  # noqa: E402
 from fer_ros.errors import ConfigError  # noqa: E402
+from fer_ros.tables import write_table  # noqa: E402,F401 (sweep writes its table through this module)
 from fer_ros_training.data.face_cache import LOCATED_DETECTOR, AlignedFace  # noqa: E402
 from fer_ros_training.data.prepare import PreparedSplit, faces_of  # noqa: E402
 from fer_ros_training.loops import forward, predict, softmax, to_device  # noqa: E402
@@ -170,46 +171,7 @@ class EvaluationReport:
     detected: ClassificationReport | None = None  # the detector-found faces alone, when others were scored too
 
 
-# --- plots and tables -----------------------------------------------------------------------------------------------
-def plot_confusion(cm: np.ndarray, labels: tuple[str, ...], path: Path, title: str) -> Path:
-    rows = cm.sum(axis=1, keepdims=True)
-    norm = np.divide(cm, rows, out=np.zeros_like(cm, dtype=np.float64), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * len(labels), 0.8 + 0.75 * len(labels)))
-    im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    for i in range(len(labels)):
-        for j in range(len(labels)):
-            ax.text(j, i, f"{norm[i, j]:.2f}\n({cm[i, j]})", ha="center", va="center", fontsize=7,
-                    color="white" if norm[i, j] > 0.5 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def write_table(rows: list[dict[str, object]], csv_path: Path, md_path: Path | None = None) -> None:
-    """The same rows as CSV and as a markdown table (floats with 4 digits)."""
-    if not rows:
-        return
-    keys = list(rows[0])
-    with open(csv_path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    if md_path is not None:
-        def fmt(v: object) -> str:
-            return f"{v:.4f}" if isinstance(v, float) else str(v)
-
-        lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        lines += ["| " + " | ".join(fmt(r[k]) for k in keys) + " |" for r in rows]
-        md_path.write_text("\n".join(lines) + "\n")
-
-
+# --- plots and tables: fer_ros.confusion_plot and fer_ros.tables, shared with the bag reports ---------------------
 # --- Grad-CAM -------------------------------------------------------------------------------------------------------
 def last_conv(model: nn.Module) -> nn.Module:
     """The last ``Conv2d`` registered in the model."""
@@ -332,7 +294,7 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, out
                    title: str = "") -> EvaluationReport:
     """Score ``model`` on a prepared split and write the tables and plots listed in the module docstring."""
     if not split.labels:
-        raise ValueError("the evaluation split is empty: nothing to score (check data.split or --split)")
+        raise ConfigError("the evaluation split is empty: nothing to score (check data.split or --split)")
     device = torch.device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -364,7 +326,8 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, out
     cm_rows = [{"true": labels[i], **{p: int(single.confusion[i, j]) for j, p in enumerate(labels)}} for i in range(n)]
     write_table(cm_rows, out / "confusion.csv")
     files["confusion"] = plot_confusion(single.confusion, labels, out / "confusion.png",
-                                        title or f"{cfg.name}: accuracy {single.accuracy:.3f}")
+                                        title or f"{cfg.name}, fer-ros evaluate: accuracy {single.accuracy:.3f}, "
+                                                  f"macro-F1 {single.macro_f1:.3f}")
     if gradcam > 0:
         files["gradcam"] = gradcam_sheet(model, cfg, split, device, out / "gradcam.png", gradcam, cfg.seed)
     rob: dict[str, ClassificationReport] = {}

@@ -24,7 +24,6 @@ machine shared with other jobs).
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import platform
 import shutil
@@ -40,6 +39,7 @@ import torch
 import yaml
 
 from fer_ros.errors import ConfigError
+from fer_ros.tables import markdown_table, write_csv
 
 LOG = logging.getLogger("fer_ros_training.compare")
 BENCH_BATCHES = (1, 8)  # one face (the common case) and a crowded frame
@@ -279,14 +279,8 @@ def _fmt(value: Any, column: str) -> str:
 
 def write_table(results: list[ModelResult], out: Path, command: str) -> tuple[Path, Path]:
     header, rows = table_rows(results)
-    csv_path = out / "comparison.csv"
-    with open(csv_path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        w.writerows(rows)
-    lines = ["# Model comparison", "", f"Command: `{command}`", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_fmt(v, c) for v, c in zip(row, header)) + " |" for row in rows]
+    csv_path = write_csv(header, rows, out / "comparison.csv")
+    lines = ["# Model comparison", "", f"Command: `{command}`", "", *markdown_table(header, rows, _fmt)]
     lines += ["", f"CPU: onnxruntime, {platform.processor() or platform.machine()}, timed as described in "
               f"`fer_ros_training/commands/compare.py`. Robustness columns are test accuracy with a black bar over "
               f"the eyes or the mouth, or pixels scaled by {DARK_GAIN:g} (darker) / {BRIGHT_GAIN:g} (brighter).", ""]
