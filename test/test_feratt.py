@@ -154,7 +154,8 @@ def test_trainer_uses_the_joint_loss_on_gray_backgrounds(tmp_path):
     raw.update(name="feratt_joint", epochs=JOINT_EPOCHS, batch_size=8, threads=2,
                optimizer={"name": "adam", "lr": 0.002}, background={"probability": 0.5, "texture": 20.0})
     raw["data"].update(root=str(tmp_path / "data"), synthetic={"per_class": JOINT_PER_CLASS, "image_size": 96},
-                       split={"val": 0.15, "test": 0.3})
+                       split={"val": 0.15, "test": 0.3},
+                       annotations=True)  # the drawn faces: this checks the loss, not how faces are found
     cfg_path = tmp_path / "feratt.yaml"
     cfg_path.write_text(yaml.safe_dump(raw))
     assert main(["train", str(cfg_path), "--run-dir", str(tmp_path / "run"), "--no-progress"]) == 0

@@ -130,7 +130,7 @@ def test_mediapipe_finds_the_drawn_faces():
     assert found >= 12
 
 
-def test_synth_refuses_a_non_empty_folder_and_force_replaces_it_cleanly(tmp_path):
+def test_synth_refuses_a_non_empty_folder_and_force_replaces_it_cleanly(tmp_path, capsys):
     """Issue 14.3: writing into an old data set left its images beside a new faces.csv/split.csv that did not list
     them (the next train had empty val/test splits)."""
     from fer_ros.cli import main as cli_main
@@ -138,8 +138,13 @@ def test_synth_refuses_a_non_empty_folder_and_force_replaces_it_cleanly(tmp_path
 
     out = tmp_path / "synth"
     assert cli_main(["synth", "images", str(out), "--per-class", "3", "--image-size", "64"]) == 0
-    with pytest.raises(ConfigError, match=str(out)):
-        cli_main(["synth", "images", str(out), "--per-class", "2", "--image-size", "64"])
+    capsys.readouterr()
+    try:  # the CLI's top-level handler turns a ConfigError into one line and exit 2
+        code, message = cli_main(["synth", "images", str(out), "--per-class", "2", "--image-size", "64"]), \
+            capsys.readouterr().err
+    except ConfigError as exc:
+        code, message = 2, str(exc)
+    assert code == 2 and f"{out} already exists" in message and "--force" in message
     assert len(list(out.glob("*/*.png"))) == 21  # untouched
     (out / "stray.txt").write_text("x")
     assert cli_main(["synth", "images", str(out), "--per-class", "2", "--image-size", "64", "--force"]) == 0

@@ -185,6 +185,7 @@ def test_bad_input_stops_or_is_counted(tmp_path):
     with open(broken / "split.csv", "a") as f:
         f.write("sad/zz_broken.png,train\n")
     raw["data"]["root"] = str(broken)
+    raw["data"]["no_face"] = "whole_image"  # no image without a detected face is bad input: only the broken file is
     result = train(config_from_dict(raw), run_dir=tmp_path / "skip", progress=False)
     rows = list(csv.DictReader(open(result.run_dir / "bad_input.csv")))
     assert [(r["kind"], Path(r["file"]).name) for r in rows] == [("corrupt_image", "zz_broken.png")]

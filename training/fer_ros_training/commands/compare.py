@@ -231,7 +231,10 @@ def evaluate_model(cfg, out: Path, retrain: bool, repeats: int, threads: int) ->
     faces = transform(np.stack([f.crop for f in test.faces[:max(BENCH_BATCHES)]]))
     flops = count_flops(model, torch.from_numpy(faces[:1]))
     card = card_from_dict({"id": cfg.name, **cfg.card_dict(), "files": {"model": "model.onnx"}})
-    exported = export_model(model, card, out / "models" / cfg.name, faces,
+    model_dir = out / "models" / cfg.name
+    if model_dir.exists():  # this study's own export of the run, made again from it (export never overwrites)
+        shutil.rmtree(model_dir)
+    exported = export_model(model, card, model_dir, faces,
                             extra={"source": {"checkpoint": str(best), "study": str(out / "comparison.md")}})
     path = exported.files["model"]
     cpu_ms, gpu_ms = onnx_timings(path, faces, repeats, threads)
