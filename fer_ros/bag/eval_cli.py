@@ -38,8 +38,10 @@ def print_summary(report: dict, out: Path, stream=None) -> None:
     """The headline figures, the same for eval-bag and replay (to ``stream``, default: the current stdout)."""
     stream = stream or sys.stdout
     m = report["messages"]
+    from fer_ros.bag.report import counts_text, label_problems
+
     def reasons(counts: dict) -> str:
-        return f" ({', '.join(f'{k} {v}' for k, v in counts.items())})" if counts else ""
+        return f" ({counts_text(counts)})" if counts else ""
 
     print(f"messages: {m['total']} total, {m['processed']} processed, {m['dropped']} dropped"
           f"{reasons(m['dropped_reasons'])}, {m['unreadable']} unreadable{reasons(m['unreadable_reasons'])}",
@@ -56,6 +58,9 @@ def print_summary(report: dict, out: Path, stream=None) -> None:
         print(f"throughput {fps:.1f} frames/s", file=stream)
     for name in report.get("unknown_params") or []:
         print(f"parameters file: {unknown_name_message(name)}", file=stream)
+    problems = label_problems(report)
+    if problems:
+        print(f"labels {report['labels']['source']}: {problems}", file=stream)
     print(f"report: {out / 'report.md'}; output bag: {report.get('output_bag')}", file=stream)
 
 

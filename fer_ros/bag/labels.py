@@ -171,7 +171,8 @@ def read_label_csv(path: Path | str, labels: Sequence[str]) -> LabelSet:
                     start = end = float(row["stamp"])
                 face = _parse_face(row.get("face"))
             except (ValueError, KeyError) as exc:
-                result._bad(where, f"cannot parse {dict(raw)} ({exc})")
+                cells = ",".join(v if isinstance(v, str) else "" for v in raw.values())
+                result._bad(where, f"cannot parse '{cells}' ({exc})")
                 continue
             if not (math.isfinite(start) and math.isfinite(end)) or end < start:
                 result._bad(where, f"stamps {start}..{end} are not a valid range")

@@ -20,10 +20,13 @@ import numpy as np
 from fer_ros.bag.evaluate import EvalRun
 from fer_ros.bag.metrics import TrackLabels, classification, distribution, flicker, histogram
 from fer_ros.confusion_plot import plot_confusion
+from fer_ros.datatypes import StageTimings
 from fer_ros.tables import format_cell, markdown_table
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+# The stages in the order a frame goes through them (StageTimings), the sum, then what the bag tools add.
+STAGE_ORDER = ("decode_ms", *StageTimings().as_dict(), "round_trip_ms")
 FIGURE_DPI = 100  # PNGs are for a quick look in a browser or a PR, not for print
 
 
@@ -94,8 +97,9 @@ def _tracks(frames: list, raw: bool) -> dict[int, TrackLabels]:
 
 
 def latency(frames: list) -> dict[str, Any]:
-    """Distribution of every per-stage timing present, plus the per-message processing latency."""
-    keys = sorted({k for r in frames for k in r.stage_ms})
+    """Distribution of every per-stage timing present, in pipeline order, plus the per-message processing latency."""
+    present = {k for r in frames for k in r.stage_ms}
+    keys = [k for k in STAGE_ORDER if k in present] + sorted(present - set(STAGE_ORDER))
     out = {k: distribution(r.stage_ms[k] for r in frames if k in r.stage_ms) for k in keys}
     out["processing_latency_ms"] = distribution(r.latency_ms for r in frames)
     return out
@@ -140,6 +144,25 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return format_cell(value, digits)
 
 
+def counts_text(counts: dict[str, Any]) -> str:
+    """``{"a": 2, "b": 1}`` -> ``"a 2, b 1"``: counts as a reader writes them, not as a Python dict."""
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def label_problems(report: dict[str, Any]) -> str:
+    """What is wrong with the label file or topic (unknown names, invalid rows, rows matching no frame), or ""."""
+    lab = report.get("labels") or {}
+    parts = []
+    if lab.get("unknown_names"):
+        parts.append(f"unknown label names ({counts_text(lab['unknown_names'])})")
+    if lab.get("invalid_rows"):
+        examples = "; ".join(str(e) for e in lab.get("invalid_examples") or [])
+        parts.append(f"{lab['invalid_rows']} invalid rows" + (f" ({examples})" if examples else ""))
+    if lab.get("unmatched_rows"):
+        parts.append(f"{lab['unmatched_rows']} rows matching no frame")
+    return ", ".join(parts)
+
+
 def markdown(report: dict[str, Any], figures: list[str]) -> str:
     """A human summary of the report (the numbers are those of report.json)."""
     m = report["messages"]
@@ -167,10 +190,9 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
                   *markdown_table(("class", "accuracy", "support"),
                                   [(k, v["accuracy"], v["support"]) for k, v in s["per_class"].items()],
                                   lambda value, _column: _fmt(value))]
-        lab = report["labels"]
-        if lab["unknown_names"] or lab["invalid_rows"] or lab["unmatched_rows"]:
-            lines += ["", f"Label problems: unknown names {lab['unknown_names']}, invalid rows {lab['invalid_rows']}, "
-                          f"rows matching no frame {lab['unmatched_rows']}."]
+        problems = label_problems(report)
+        if problems:
+            lines += ["", f"Label problems: {problems}."]
     lines += ["", "## Latency (ms)", "",
               *markdown_table(("stage", "p50", "p95", "p99", "max"),
                               [(stage, d["p50"], d["p95"], d["p99"], d["max"])
@@ -180,7 +202,8 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
     without = fl["without_smoothing"]
     fpf = report["faces_per_frame"]
     lines += ["", "## Faces and flicker", "",
-              f"- faces per frame: mean {_fmt(fpf['mean'], 2)}, histogram {fpf['histogram']}",
+              f"- faces per frame: mean {_fmt(fpf['mean'], 2)}; frames with "
+              f"{counts_text({f'{k} faces': v for k, v in fpf['histogram'].items()}) or 'none'}",
               f"- frames without a face: {report['frames_without_face']['count']}",
               f"- label changes per second (all tracks): {_fmt(fl['with_smoothing']['changes_per_s'])} with smoothing "
               f"{fl['smoothing']}, {_fmt(without['changes_per_s']) if without else 'n/a'} without",
@@ -191,7 +214,8 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
                   f"- frames both processed: {c['frames_both_processed']}, with the same labels: "
                   f"{c['frames_same_labels']} (faces: {c['faces_same_label']} of {c['faces_compared']}); largest "
                   f"probability difference {_fmt(c['max_probability_difference'], 6)}",
-                  f"- live dropped {c['live_dropped']} {c['live_dropped_reasons'] or ''}; processed only live "
+                  f"- live dropped {c['live_dropped']} ({counts_text(c['live_dropped_reasons']) or 'none'}); "
+                  f"processed only live "
                   f"{c['processed_live_only']}, only offline {c['processed_offline_only']}", ""]
     lines += [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(lines) + "\n"
@@ -230,18 +254,26 @@ def write_figures(report: dict[str, Any], run: EvalRun, out_dir: Path) -> list[s
         ax.bar(list(hist), list(hist.values()))
         ax.set_xlabel("faces in frame")
         ax.set_ylabel("frames")
+        ax.set_title(f"faces per frame ({report['messages']['processed']} frames processed)")
         written.append(_save(fig, out_dir / "faces_per_frame.png", plt))
     tracks = _tracks(run.frames, raw=False)
     if tracks:
         fig, ax = plt.subplots(figsize=(8, 3))
         index = _label_index(run.labels)
+        start = min(run.frame_stamps)  # seconds from the first frame, not raw header stamps
+        if run.label_set is not None:  # the ground truth underneath, where the labels say something
+            assigned = run.label_set.assign(run.frame_stamps)
+            truth = [(run.frame_stamps[i] - start, fl.label) for i, fls in assigned.items() for fl in fls]
+            if truth:
+                ax.scatter(*zip(*truth), s=40, color="0.8", marker="s", label="label (truth)", zorder=1)
         for tid, t in sorted(tracks.items()):
-            ax.step(t.stamps, [index.get(x.lower(), -1) for x in t.labels], where="post", label=f"face {tid}")
+            ax.step([s - start for s in t.stamps], [index.get(x.lower(), -1) for x in t.labels], where="post",
+                    label=f"face {tid}", zorder=2)
         ax.set_yticks(range(len(run.labels)), run.labels)
-        ax.set_xlabel("header stamp (s)")
+        ax.set_xlabel("seconds from the first frame")
         ax.set_title("label per track over time (as published)")
         if len(tracks) <= 8:
-            ax.legend(fontsize=7)
+            ax.legend(fontsize=7, loc="upper right")
         written.append(_save(fig, out_dir / "flicker.png", plt))
     return written
 
