@@ -8,7 +8,8 @@ here, once, for every subcommand:
 - Ctrl-C prints where the work stopped (for training: the epoch and the exact resume command) and exits 130;
 - any other exception is a bug: its traceback is printed as Python prints it (exit 1).
 
-``FER_ROS_TRACEBACK=1`` prints the traceback of known errors too (for a bug report).
+``FER_ROS_TRACEBACK=1`` prints the traceback of known errors too (for a bug report). mediapipe's native absl/TFLite
+lines are kept off the console (``fer_ros.native_logs``; ``FER_ROS_NATIVE_LOGS=1`` shows them).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import sys
 import traceback
 
 from fer_ros.cli_options import FerArgumentParser, HelpFormatter
+from fer_ros.native_logs import filter_native_logs
 
 EXIT_ERROR = 2  # a known error or a wrong command line (as argparse)
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     prefix = f"fer-ros {args.command}"
+    native_logs = filter_native_logs()  # mediapipe's absl/TFLite lines off the console
     try:
         module = importlib.import_module(COMMANDS[args.command][0])
         return int(module.run(args) or 0)
@@ -115,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         where = one_line(exc) or "stopped before the end"
         print(f"\n{prefix}: interrupted: {where}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if native_logs is not None:
+            native_logs.close()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,12 @@ REDRAW_PERIOD_S = 0.2  # at most 5 redraws a second: readable, and cheap next to
 
 def bars_enabled(requested: bool = True, stream: IO[str] | None = None) -> bool:
     """True when progress was asked for and ``stream`` (default stderr) is an interactive terminal."""
+    if stream is None or stream is sys.stderr:
+        from fer_ros.native_logs import stderr_is_terminal
+
+        behind_filter = stderr_is_terminal()  # fd 2 is the native-log filter's pipe: ask about the real stderr
+        if behind_filter is not None:
+            return bool(requested and behind_filter)
     stream = sys.stderr if stream is None else stream
     isatty = getattr(stream, "isatty", None)
     return bool(requested and isatty is not None and isatty())
