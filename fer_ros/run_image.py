@@ -40,6 +40,24 @@ def result_to_dict(result: FrameResult, source: str) -> dict:
     }
 
 
+def _drawing_path(out: Path, source: str, count: int) -> Path:
+    """OUT itself for a single image, OUT/<image name>_faces.jpg for several."""
+    if count == 1 and out.suffix:
+        return out
+    return out / f"{Path(source.replace(':', '_')).stem}_faces.jpg"
+
+
+def _save_drawing(frame: np.ndarray, result: FrameResult, path: Path) -> None:
+    import cv2
+
+    from fer_ros.visualize import draw_results
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), draw_results(frame, result)):
+        raise ConfigError(f"cannot write {path}: give --save a file name with an image suffix (.jpg, .png)")
+    print(f"drawn: {path}", file=sys.stderr)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="*", type=Path, help="image files (anything OpenCV reads)")
     parser.add_argument("--sample", action="store_true", help="also run the bundled astronaut sample frame")
@@ -52,6 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="mediapipe only: short or full range (default: short, as the node)")
     parser.add_argument("--no-mesh", action="store_true", help="use the detector's keypoints, not the face mesh")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")
+    parser.add_argument("--save", type=Path, metavar="OUT",
+                        help="write each image with what was found drawn on it (boxes, landmarks, labels): to the "
+                             "file OUT for one image, into the folder OUT as <name>_faces.jpg for several")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
                 failed += 1
                 print(f"{source}: {exc}", file=sys.stderr)
                 continue
+            if args.save is not None:
+                _save_drawing(frame, result, _drawing_path(args.save, source, len(frames)))
             if args.json:
                 print(json.dumps(result_to_dict(result, source)))
                 continue
