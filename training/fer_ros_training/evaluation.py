@@ -345,6 +345,7 @@ def evaluate_model(model: nn.Module, cfg: TrainConfig, split: PreparedSplit, out
         ax.axhline(1 / n, color="gray", ls="--", lw=1, label="chance")
         ax.set_ylabel("accuracy")
         ax.set_ylim(0, 1)
+        ax.set_title(f"{cfg.name}: accuracy under occlusion and light changes", fontsize=9)
         ax.tick_params(axis="x", rotation=30)
         ax.legend()
         fig.tight_layout()
