@@ -21,7 +21,7 @@ from fer_ros_training.train_config import config_from_dict
 from fer_ros_training.trainer import load_checkpoint, train
 
 CHANCE = 1 / 7
-# Held-out accuracy the tiny networks must reach on synthetic data. Measured on this machine: RMN 0.92, FAN 0.95.
+# Held-out accuracy the tiny networks must reach on synthetic data. Measured on this machine: RMN 0.92, FAN 0.83.
 MIN_HELD_OUT_ACCURACY = 0.5
 
 
@@ -55,7 +55,8 @@ def test_tiny_network_learns_synthetic_expressions(tmp_path_factory, kind):
     assert acc >= MIN_HELD_OUT_ACCURACY, f"{kind}: held-out accuracy {acc:.3f} (chance {CHANCE:.3f})"
     history = load_checkpoint(best.parent / "last.pt")["history"]
     assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert summary["items"]["test"] >= 60 and summary["bad_input"] == {}
+    # faces found as the node finds them: scenes without one are left out (no_face: skip), nothing else is bad input
+    assert summary["items"]["test"] >= 40 and set(summary["bad_input"]) <= {"no_face", "clip_no_face"}
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:
