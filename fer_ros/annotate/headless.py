@@ -20,6 +20,7 @@ import cv2
 
 from fer_ros.annotate.sources import BagFrameSource, FrameSource, VideoFrameSource
 from fer_ros.annotate.store import ClipExport, ClipRecord, export_clip, read_label_file
+from fer_ros.bag.labels import interval_frames
 from fer_ros.errors import ConfigError
 
 TRIM_VIDEO_CODEC = "MJPG"  # intra-frame codec: every frame of the trimmed video stays individually seekable
@@ -70,16 +71,29 @@ class HeadlessReport:
         return out
 
 
-def check_clips(source: FrameSource, records: Sequence[ClipRecord], labels: Sequence[str]) -> list[ClipCheck]:
-    """Resolve every record's stamps to frames of ``source`` and list what is wrong with each clip."""
+def check_clips(source: FrameSource, records: Sequence[ClipRecord], labels: Sequence[str],
+                intervals: bool = False) -> list[ClipCheck]:
+    """Resolve every record's stamps to frames of ``source`` and list what is wrong with each clip.
+
+    ``intervals``: the records come from an interval CSV, whose ``start,end`` means what eval-bag reads in it: the
+    frames with start <= stamp <= end (a span may begin before the recording). Otherwise (the thesis TSV, written by
+    the annotation window) start, peak and end each mark a frame."""
     known = {label.lower() for label in labels}
     checks = []
     for r in records:
         problems = []
         if r.label.lower() not in known:
             problems.append(f"label '{r.label}' is not one of {', '.join(labels)}")
-        idx = {}
-        for name, stamp in (("start", r.start), ("end", r.end), ("peak", r.peak)):
+        idx: dict[str, int | None] = {}
+        if intervals:  # start..end labels every frame with start <= stamp <= end, as eval-bag reads it (labels.py)
+            frames = interval_frames(source.stamps.tolist(), r.start, r.end) if r.end >= r.start else range(0)
+            idx = {"start": frames[0] if frames else None, "end": frames[-1] if frames else None, "peak": None}
+            if not frames and r.end >= r.start:
+                problems.append(f"no frame of {source.description} lies in {r.start:.6f}..{r.end:.6f} s"
+                                + (f" (frames {source.stamps[0]:.6f}..{source.stamps[-1]:.6f} s)" if len(source)
+                                   else ": the source has no frames"))
+        marks = (("peak", r.peak),) if intervals else (("start", r.start), ("end", r.end), ("peak", r.peak))
+        for name, stamp in marks:  # a thesis record marks frames: each mark must be one
             if name == "peak" and math.isnan(stamp):
                 idx[name] = None
                 continue
@@ -104,7 +118,8 @@ def apply_label_file(source: FrameSource, label_file: str | Path, labels: Sequen
     Only valid clips are exported and trimmed to; the invalid ones are in the report with their reasons.
     """
     records, file_problems = read_label_file(Path(label_file))
-    report = HeadlessReport(Path(label_file), check_clips(source, records, labels), file_problems)
+    intervals = "\t" not in Path(label_file).read_text(encoding="utf-8-sig").partition("\n")[0]  # CSV, not the TSV
+    report = HeadlessReport(Path(label_file), check_clips(source, records, labels, intervals), file_problems)
     valid = [c for c in report.clips if c.valid]
     if export_root is not None:
         for c in valid:

@@ -34,6 +34,8 @@ CLEAR_LABELS = ("", "none", "-")  # a String label-topic message with one of the
 DEFAULT_FRAME_PERIOD = 1.0 / 30  # s; matching tolerance base when a bag has a single frame (typical camera rate)
 MAX_EXAMPLES = 5  # bad rows quoted in a report: enough to find the problem in the file
 
+STAMP_TOLERANCE_S = 1e-6  # label files write stamps with 6 decimals: a frame stamp rounded there still matches
+
 
 @dataclass(frozen=True)
 class LabelRow:
@@ -94,8 +96,7 @@ class LabelSet:
             if self.kind == KIND_PER_FRAME:
                 hits = _nearest(sorted_stamps, row.start, half_period)
             else:
-                hits = range(bisect.bisect_left(sorted_stamps, row.start),
-                             bisect.bisect_right(sorted_stamps, row.end))
+                hits = interval_frames(sorted_stamps, row.start, row.end)
             if not hits:
                 self.unmatched += 1
             for pos in hits:
@@ -119,6 +120,14 @@ class LabelSet:
             "unmatched_rows": self.unmatched,
             "conflicting_frames": self.conflicts,
         }
+
+
+def interval_frames(sorted_stamps: Sequence[float], start: float, end: float) -> range:
+    """Positions of the frames an interval row ``start,end`` labels: every stamp with start <= stamp <= end, give or
+    take STAMP_TOLERANCE_S (the label files' microsecond rounding). The one meaning of an interval, for eval-bag
+    and ``fer-ros annotate --headless`` alike."""
+    return range(bisect.bisect_left(sorted_stamps, start - STAMP_TOLERANCE_S),
+                 bisect.bisect_right(sorted_stamps, end + STAMP_TOLERANCE_S))
 
 
 def frame_period(sorted_stamps: Sequence[float]) -> float:
