@@ -361,6 +361,7 @@ def test_headless_validates_exports_and_trims_a_bag(bags: dict[str, Path], tmp_p
     assert report.problem_count == 4 and "4 problems" in report.lines()[0]
     happy = tmp_path / "clips" / "happy" / "ok_0000"
     assert sorted(p.name for p in happy.iterdir()) == [f"{i:06d}.png" for i in range(6)] + ["clip.yaml"]
+    assert not (tmp_path / "clips" / ".annotate-tmp").exists()  # no empty scratch folder left behind
     meta = yaml.safe_load((happy / "clip.yaml").read_text())
     assert meta["peak"] == 2 and meta["flags"]["limb"] and meta["start"] == pytest.approx(s[4])
     assert psnr(cv2.imread(str(happy / "000002.png")), astronaut_frames()[6]) > 99
@@ -401,7 +402,7 @@ def test_export_replaces_an_earlier_export_whole_and_lists_unreadable_frames(bag
     folder = tmp_path / "fear" / "c_0000"
     assert shorter.frames == 2 and sorted(p.name for p in folder.iterdir()) == ["000000.png", "000001.png",
                                                                                 "clip.yaml"]
-    assert not any((tmp_path / store_mod.EXPORT_SCRATCH).iterdir())
+    assert not (tmp_path / store_mod.EXPORT_SCRATCH).exists()  # emptied and removed
 
 
 def test_headless_cli_exit_codes(bags: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -240,6 +240,9 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
     assert state_of(paths)["index"] == 20 and "2 clips saved" in state_of(paths)["message"]
     again.keys("q")
     assert again.wait_exit() == 0, again.output()
+    assert (f"annotate: 2 clips saved in {paths.tsv} (record) and {paths.csv} (labels for fer-ros eval-bag --labels)"
+            in again.output()), again.output()
+    assert not (clips / ".annotate-tmp").exists()  # no empty scratch folder left by the exports
 
 
 def test_a_topic_that_is_not_an_image_is_shown_in_the_window(xserver: XServer, tmp_path: Path) -> None:

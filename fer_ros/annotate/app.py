@@ -54,6 +54,14 @@ def run_window(source_path: Path, topic: str | None, out_dir: Path | None, label
         window.close()
 
 
+def written_summary(store: AnnotationStore, export_root: Path | None) -> str:
+    """What a session leaves on disk, printed when the window closes (Q)."""
+    p = store.paths
+    text = (f"annotate: {len(store.records)} clips saved in {p.tsv} (record) and {p.csv} (labels for "
+            f"fer-ros eval-bag --labels); resume state {p.state}")
+    return text + (f"; clips exported under {export_root}" if export_root is not None else "")
+
+
 def _annotate(window: AnnotationWindow, source: FrameSource, out_dir: Path | None, labels: Sequence[str],
               export_root: Path | None, predictions: Path | None, predictions_topic: str | None) -> int:
     store = AnnotationStore.open(source.path, out_dir)
@@ -98,4 +106,5 @@ def _annotate(window: AnnotationWindow, source: FrameSource, out_dir: Path | Non
                         session.message += f" ({len(result.unreadable)} unreadable left out)"
         store.save_state(session.state())
         if action is Action.QUIT:
+            print(written_summary(store, export_root), flush=True)
             return 0

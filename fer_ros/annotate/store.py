@@ -13,6 +13,7 @@ exported into the clip-folder layout the FAN data loader reads (``ROOT/<label>/<
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -283,4 +284,7 @@ def export_clip(source: Any, record: ClipRecord, start_index: int, end_index: in
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    finally:
+        with contextlib.suppress(OSError):  # no empty scratch folder left behind (another export may be using it)
+            scratch.rmdir()
     return ClipExport(record.clip, final, written, peak_in_clip, unreadable)
