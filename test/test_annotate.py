@@ -336,6 +336,10 @@ def test_eval_bag_scores_the_annotation_and_its_output_is_shown_as_predictions(b
     for i in (0, 5, 14, 39):
         faces = track.at(stamps_[i], 0.5 / 30)
         assert faces and faces[0].label in FER2013_LABELS and 0 < faces[0].confidence <= 1
+    # predictions of this recording overlap it; shifted by 100 s (another recording) they match no frame, said once
+    assert track.overlap_problem(stamps_, 0.5 / 30) is None
+    problem = track.overlap_problem([t + 100.0 for t in stamps_], 0.5 / 30)
+    assert problem is not None and "match no frame of this recording" in problem
 
 
 # --- headless --------------------------------------------------------------------------------------------------

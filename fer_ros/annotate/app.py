@@ -6,6 +6,7 @@ A source that cannot be opened is shown as a message in the window until Q, not 
 """
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def _annotate(window: AnnotationWindow, source: FrameSource, out_dir: Path | Non
         try:
             track = load_predictions(predictions, predictions_topic)
             notes += track.problems
+            no_overlap = track.overlap_problem(source.stamps, source.frame_period / 2)
+            if no_overlap:  # said once: on the console and in the window's message line
+                print(f"fer-ros annotate: warning: {no_overlap}", file=sys.stderr, flush=True)
+                notes.insert(0, no_overlap)
         except FerRosError as exc:
             notes.append(f"predictions not shown: {exc}".splitlines()[0])
     resumed = f"resumed at frame {session.index}, {len(store.records)} clips saved" if state else ""

@@ -7,6 +7,7 @@ prediction for a frame is the array whose stamp is nearest the frame's, within h
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +46,17 @@ class PredictionTrack:
         if abs(self.stamps[best] - stamp) > tolerance + 1e-9:
             return None
         return self.faces[best]
+
+    def overlap_problem(self, frame_stamps: Sequence[float], tolerance: float) -> str | None:
+        """Why no prediction will be shown, when none of the arrays is stamped on a frame of the recording (scored
+        from another recording, or the stamps were changed); None when at least one frame has its prediction."""
+        if not self.stamps or not len(frame_stamps):
+            return None
+        if any(self.at(float(s), tolerance) is not None for s in frame_stamps):
+            return None
+        return (f"predictions on {self.topic} ({self.stamps[0]:.3f}..{self.stamps[-1]:.3f} s) match no frame of "
+                f"this recording ({float(frame_stamps[0]):.3f}..{float(frame_stamps[-1]):.3f} s): were they scored "
+                f"on another recording?")
 
 
 def load_predictions(bag_path: str | Path, topic: str | None = None) -> PredictionTrack:
