@@ -422,3 +422,28 @@ def test_headless_cli_exit_codes(bags: dict[str, Path], tmp_path: Path, capsys: 
     assert main(["annotate", str(bags["raw_sqlite"]), "--headless", "--out-dir", str(tmp_path)]) == 1
     assert main(["annotate", str(bags["scored"]), "--headless", "--topic", "/emotions"]) == 2
     assert "fer_ros/msg/EmotionArray, expected one of sensor_msgs/msg/Image" in capsys.readouterr().err
+
+
+def test_window_scales_a_small_video_up_and_shows_which_key_is_which_label() -> None:
+    """Issue 14.11: a 160x120 frame is shown at MIN_VIEW_HEIGHT, the keys line names the labels and lights the
+    chosen one (rendered for real; the Xvfb test checks the window shows exactly this rendering)."""
+    from fer_ros.annotate.sources import Frame
+    from fer_ros.annotate.window import LINE_HEIGHT, MESSAGE, MIN_VIEW_HEIGHT, TIMELINE_HEIGHT, render_view
+
+    small = cv2.resize(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR), (160, 120))
+    session = AnnotationSession(np.arange(3) / 10.0, FER2013_LABELS)
+    before = render_view(Frame(0, 0.0, small), session, "clip.avi")
+    assert before[:MIN_VIEW_HEIGHT].std() > 10 and before.shape[0] > MIN_VIEW_HEIGHT  # the frame fills 360 rows
+    x0 = (before.shape[1] - 480) // 2  # 160x120 scaled x3 to 480x360, centred
+    np.testing.assert_array_equal(before[:360, x0:x0 + 480][::3, ::3], small)  # nearest neighbour: pixels kept
+    session.handle_key("4")  # happy
+    after = render_view(Frame(0, 0.0, small), session, "clip.avi")
+    changed_rows = np.flatnonzero(np.any(before != after, axis=(1, 2)))
+    assert changed_rows.min() > MIN_VIEW_HEIGHT  # only the panel changes: the label line and the lit key
+    keys_baseline = MIN_VIEW_HEIGHT + TIMELINE_HEIGHT + 3 * LINE_HEIGHT  # title, marks, keys
+
+    def lit(img: np.ndarray) -> int:
+        line = img[keys_baseline - 16:keys_baseline + 6].astype(int)
+        return int(np.count_nonzero(np.all(np.abs(line - MESSAGE) < 40, axis=2)))
+
+    assert lit(before) == 0 and lit(after) > 20  # the chosen label's key is drawn highlighted

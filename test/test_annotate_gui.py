@@ -31,7 +31,7 @@ from fer_ros.annotate.predictions import load_predictions
 from fer_ros.annotate.session import AnnotationSession
 from fer_ros.annotate.sources import open_source
 from fer_ros.annotate.store import AnnotationStore, OutputPaths, read_label_file
-from fer_ros.annotate.window import ERROR, render_error, render_view
+from fer_ros.annotate.window import ERROR, LINE_HEIGHT, PANEL_LINES, TIMELINE_HEIGHT, render_error, render_view
 from fer_ros.model_card import FER2013_LABELS
 
 pytestmark = pytest.mark.skipif(
@@ -200,7 +200,9 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
     assert [m[0] for m in state_of(paths)["marks"]] == [10, 12, 16] and state_of(paths)["label"] == "surprise"
     shown = wait_for_picture(xserver, lambda: expected_view(bag, out, True),
                              "marks, label, flag and the disagreement")
-    node_line = shown[-92:-70]  # the prediction line (4th of 7 text lines of the panel), drawn red
+    # the prediction line (5th text line of the panel: title, marks, keys, flags, node), drawn red
+    below = TIMELINE_HEIGHT + PANEL_LINES * LINE_HEIGHT + 10 - (TIMELINE_HEIGHT + 5 * LINE_HEIGHT)  # its baseline
+    node_line = shown[-(below + 16):-(below - 6)]
     assert np.count_nonzero(np.all(np.abs(node_line.astype(int) - ERROR) < 30, axis=2)) > 200
     tool.keys("e")
     wait_for(lambda: paths.tsv.is_file() and not state_of(paths)["marks"], "the first clip to be saved")

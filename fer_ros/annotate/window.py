@@ -24,12 +24,13 @@ from fer_ros.errors import ConfigError
 
 MAX_VIEW_WIDTH = 960  # frame area bounds in pixels: fits a laptop screen with the panel below
 MAX_VIEW_HEIGHT = 600
-MIN_VIEW_WIDTH = 860  # narrower frames are centred on a panel this wide, so the text lines fit
-LINE_HEIGHT = 22  # pixels per text line of the panel (Hershey simplex at FONT_SCALE)
-FONT_SCALE = 0.5
+MIN_VIEW_WIDTH = 960  # narrower frames are centred on a panel this wide, so the text lines fit
+MIN_VIEW_HEIGHT = 360  # smaller frames (a 160x120 video) are scaled up to this height: faces must be readable
+LINE_HEIGHT = 26  # pixels per text line of the panel (Hershey simplex at FONT_SCALE)
+FONT_SCALE = 0.6
 TIMELINE_HEIGHT = 18  # the bar with clips, marks and the cursor
-PANEL_LINES = 7
-CHAR_WIDTH = 9  # average pixels per character at FONT_SCALE, to wrap messages
+PANEL_LINES = 9
+CHAR_WIDTH = 11  # average pixels per character at FONT_SCALE, to wrap messages
 KEY_POLL_MS = 100  # waitKey slice: short enough to notice the window being closed
 
 BACKGROUND = (32, 32, 32)  # BGR colours of the panel
@@ -86,10 +87,14 @@ def _text(img: np.ndarray, text: str, x: int, y: int, color: tuple[int, int, int
 
 
 def _fit(image: np.ndarray) -> np.ndarray:
+    """The frame at a size that fits the screen: large ones scaled down, small ones scaled up to MIN_VIEW_HEIGHT."""
     h, w = image.shape[:2]
-    scale = min(MAX_VIEW_WIDTH / w, MAX_VIEW_HEIGHT / h, 1.0)
+    scale = min(MAX_VIEW_WIDTH / w, MAX_VIEW_HEIGHT / h, max(1.0, MIN_VIEW_HEIGHT / h))
     if scale < 1.0:
         image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    elif scale > 1.0:  # pixels kept sharp: the annotator judges the face, not a smoothed guess of it
+        image = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))),
+                           interpolation=cv2.INTER_NEAREST)
     return image
 
 
@@ -149,6 +154,10 @@ def render_view(frame: Frame, session: AnnotationSession, title: str, spans: Seq
     _text(canvas, f"label: {session.label or '--'} (keys 1-{len(session.labels)})   here: {here or '--'}",
           x + 24, y)
     y += LINE_HEIGHT
+    x = _text(canvas, "keys:", 8, y, DIM)
+    for number, name in enumerate(session.labels[:9], start=1):  # which key is which label, the chosen one lit
+        x = _text(canvas, f"  {number} {name}", x, y, MESSAGE if name == session.label else TEXT)
+    y += LINE_HEIGHT
     x = _text(canvas, "flags:", 8, y, DIM)
     for key, name in FLAG_KEYS.items():
         on = session.flags[name]
@@ -161,8 +170,9 @@ def render_view(frame: Frame, session: AnnotationSession, title: str, spans: Seq
     is_error = session.message.startswith("cannot") or "cannot be" in session.message
     _text(canvas, session.message, 8, y, ERROR if is_error else MESSAGE)
     y += LINE_HEIGHT
-    _text(canvas, "D/A step  J/L 10  Home/End  S mark  Z undo  1-7 label  G T U P X flags  E save  W reset  Q quit",
-          8, y, DIM)
+    _text(canvas, "D/A step  J/L 10  Home/End  S mark start, peak, end  Z undo", 8, y, DIM)
+    y += LINE_HEIGHT
+    _text(canvas, f"1-{min(len(session.labels), 9)} label  G T U P X flags  E save  W reset  Q quit", 8, y, DIM)
     return canvas
 
 
