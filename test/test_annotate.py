@@ -447,3 +447,20 @@ def test_window_scales_a_small_video_up_and_shows_which_key_is_which_label() -> 
         return int(np.count_nonzero(np.all(np.abs(line - MESSAGE) < 40, axis=2)))
 
     assert lit(before) == 0 and lit(after) > 20  # the chosen label's key is drawn highlighted
+
+
+def test_window_draws_the_node_face_box_where_the_frame_is_shown() -> None:
+    """Issue 14.11: the predicted face's roi is drawn on the (scaled-up) frame; the cached frame is not touched."""
+    from fer_ros.annotate.predictions import FacePrediction
+    from fer_ros.annotate.sources import Frame
+    from fer_ros.annotate.window import DIM, render_view
+
+    small = cv2.resize(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR), (160, 120))
+    kept = small.copy()
+    session = AnnotationSession(np.arange(3) / 10.0, FER2013_LABELS)
+    face = FacePrediction(1, "happy", 0.9, (40, 30, 50, 60))  # x, y, w, h in image pixels
+    shown = render_view(Frame(0, 0.0, small), session, "clip.avi", prediction=[face], has_predictions=True)
+    x0 = (shown.shape[1] - 480) // 2  # 160x120 shown x3
+    np.testing.assert_array_equal(shown[30 * 3 + 60, x0 + 40 * 3], DIM)  # left edge of the box, at scale
+    np.testing.assert_array_equal(shown[30 * 3 + 60, x0 + 90 * 3], DIM)  # right edge
+    np.testing.assert_array_equal(small, kept)

@@ -21,7 +21,12 @@ class FacePrediction:
     face_id: int
     label: str
     confidence: float
-    area: float  # roi width * height, to find the largest face
+    box: tuple[int, int, int, int]  # the roi: x, y, width, height in image pixels
+
+    @property
+    def area(self) -> float:
+        """roi width * height, to find the largest face."""
+        return float(self.box[2] * self.box[3])
 
 
 @dataclass
@@ -76,7 +81,8 @@ def load_predictions(bag_path: str | Path, topic: str | None = None) -> Predicti
                 msg = bag.deserialize(message)
                 stamp = int(msg.header.stamp.sec) + int(msg.header.stamp.nanosec) * 1e-9
                 faces = [FacePrediction(int(e.face_id), str(e.label).lower(), float(e.confidence),
-                                        float(e.roi.width) * float(e.roi.height)) for e in msg.emotions]
+                                        (int(e.roi.x_offset), int(e.roi.y_offset), int(e.roi.width),
+                                         int(e.roi.height))) for e in msg.emotions]
             except Exception as exc:  # a damaged message is counted and shown, the others still serve
                 track.problems.append(f"{topic} message {n}: unreadable ({type(exc).__name__}: {exc})")
                 continue

@@ -131,6 +131,9 @@ def render_view(frame: Frame, session: AnnotationSession, title: str, spans: Seq
     """
     if frame.image is not None:
         view = _fit(frame.image)
+        if prediction:
+            view = view.copy()  # _fit may return the cached frame itself
+            _draw_predicted_boxes(view, prediction, view.shape[1] / frame.image.shape[1], label_here(session, spans))
     else:
         h, w = _fit(np.zeros(frame_size or (480, 640), np.uint8)).shape[:2]
         view = _message_area([f"frame {frame.index} cannot be shown:", frame.error or "unknown decoding error",
@@ -174,6 +177,18 @@ def render_view(frame: Frame, session: AnnotationSession, title: str, spans: Seq
     y += LINE_HEIGHT
     _text(canvas, f"1-{min(len(session.labels), 9)} label  G T U P X flags  E save  W reset  Q quit", 8, y, DIM)
     return canvas
+
+
+def _draw_predicted_boxes(view: np.ndarray, prediction: list[FacePrediction], scale: float,
+                          here: str | None) -> None:
+    """The node's face boxes on the frame (scaled as the frame is shown), the largest one coloured by whether it
+    agrees with the label here, with its label above it."""
+    for i, face in enumerate(prediction):
+        x, y, w, h = (round(v * scale) for v in face.box)
+        color = DIM if i or here is None else (AGREE if face.label == here else ERROR)
+        cv2.rectangle(view, (x, y), (x + w, y + h), color, 2)
+        cv2.putText(view, f"{face.label} {face.confidence:.2f}", (x, max(14, y - 6)), cv2.FONT_HERSHEY_SIMPLEX,
+                    FONT_SCALE, color, 1, cv2.LINE_AA)
 
 
 def _draw_prediction(canvas: np.ndarray, y: int, prediction: list[FacePrediction] | None, here: str | None) -> None:
