@@ -252,9 +252,9 @@ def test_smoothing_at_run_time(fresh):
 def test_run_image_command(capsys):
     from fer_ros import run_image
 
-    args = argparse.Namespace(images=[], sample=True, model=None, backend="auto", detector="auto",
-                              detector_model="full", no_mesh=False, json=False)
-    assert run_image.run(args) == 0
+    parser = argparse.ArgumentParser()
+    run_image.add_arguments(parser)  # the command's own options and defaults, not a hand-made copy of them
+    assert run_image.run(parser.parse_args(["--sample"])) == 0
     out = capsys.readouterr().out
     assert "sample:astronaut: 1 face(s)" in out and "happy" in out
 
