@@ -89,19 +89,14 @@ class BankFace:
     roll_deg: float = 0.0  # in-plane rotation applied when pasted
 
 
-def _ellipse_alpha(h: int, w: int, feather: float = samples.FEATHER_FRACTION) -> np.ndarray:
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    r = np.sqrt(((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2)
-    return np.clip((1.0 - r) / feather, 0.0, 1.0).astype(np.float32)
-
-
 def _cutout(img: np.ndarray, box: np.ndarray, name: str) -> BankFace:
     """The head around a face box (with hair and chin), with a soft elliptical edge."""
     side = float(box[2] - box[0])
     x0, y0 = int(max(box[0] - 0.45 * side, 0)), int(max(box[1] - 0.55 * side, 0))
     x1, y1 = int(min(box[2] + 0.45 * side, img.shape[1])), int(min(box[3] + 0.45 * side, img.shape[0]))
     cut = np.ascontiguousarray(img[y0:y1, x0:x1])
-    return BankFace(name, cut, _ellipse_alpha(*cut.shape[:2]), (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
+    return BankFace(name, cut, samples.elliptical_alpha(*cut.shape[:2]),
+                    (box[0] - x0, box[1] - y0, box[2] - x0, box[3] - y0))
 
 
 def _variants(face: BankFace) -> list[BankFace]:
@@ -123,7 +118,8 @@ def face_bank() -> list[BankFace]:
     x0, y0, x1, y1 = samples.ASTRONAUT_HEAD_BOX
     fx0, fy0, fx1, fy1 = samples.ASTRONAUT_FACE_BOX
     head = np.ascontiguousarray(samples.astronaut()[y0:y1, x0:x1])
-    astronaut = BankFace("astronaut", head, _ellipse_alpha(*head.shape[:2]), (fx0 - x0, fy0 - y0, fx1 - x0, fy1 - y0))
+    astronaut = BankFace("astronaut", head, samples.elliptical_alpha(*head.shape[:2]),
+                         (fx0 - x0, fy0 - y0, fx1 - x0, fy1 - y0))
     return _variants(astronaut) + _variants(_cutout(grace_hopper(), grace_hopper_box(), "grace_hopper"))
 
 
@@ -153,7 +149,7 @@ def hard_faces() -> list[BankFace]:
         g = (lfw[i] * 255).astype(np.uint8)
         n = g.shape[0]
         m = n * (1 - LFW_FACE_FRACTION) / 2
-        faces.append(BankFace(f"lfw{i}", np.repeat(g[..., None], 3, axis=2), _ellipse_alpha(n, n, 0.25),
+        faces.append(BankFace(f"lfw{i}", np.repeat(g[..., None], 3, axis=2), samples.elliptical_alpha(n, n, 0.25),
                               (m, m, n - m, n - m)))
     return faces
 

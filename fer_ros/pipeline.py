@@ -26,7 +26,7 @@ from fer_ros.datatypes import NUM_LANDMARKS, FaceResult, FrameResult, StageTimin
 from fer_ros.errors import ConfigError, FerRosError, FrameError, InvalidFrameError
 from fer_ros.faces.align import align_crops, normalize
 from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS, DetectorConfig, create_detector
-from fer_ros.faces.frontend import FaceFinder, refine_mesh_sized
+from fer_ros.faces.frontend import FaceFinder, mesh_sized, refine_mesh_sized
 from fer_ros.faces.landmarks import create_landmarker
 from fer_ros.frames import to_rgb
 from fer_ros.inference import BACKENDS, create_backend
@@ -230,10 +230,10 @@ class EmotionPipeline:
         _, predicted = self.tracker.predictions(float(stamp))
         detections = self.finder.find(rgb, float(stamp), predicted)
         timings.detect_ms = (time.perf_counter() - t) * 1e3
-        if self.landmarker is not None and self.finder.mesh_sized(detections):
-            # only the faces the mesh can find: a graph asked for more would search for them every frame
+        big = mesh_sized(detections) if self.landmarker is not None else []
+        if big:  # only the faces the mesh can find: a graph asked for more would search for them every frame
             t = time.perf_counter()
-            detections = refine_mesh_sized(self.landmarker, rgb, detections)
+            detections = refine_mesh_sized(self.landmarker, rgb, detections, big)
             timings.landmarks_ms = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()

@@ -93,11 +93,14 @@ def _head() -> tuple[np.ndarray, np.ndarray]:
     """The head cut-out (RGB) and its soft elliptical alpha mask (float32 0..1)."""
     x0, y0, x1, y1 = ASTRONAUT_HEAD_BOX
     head = np.ascontiguousarray(astronaut()[y0:y1, x0:x1])
-    h, w = head.shape[:2]
+    return head, elliptical_alpha(*head.shape[:2])
+
+
+def elliptical_alpha(h: int, w: int, feather: float = FEATHER_FRACTION) -> np.ndarray:
+    """An h x w float32 alpha mask: 1 inside the inscribed ellipse, fading to 0 over ``feather`` of its half-axes."""
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     r = np.sqrt(((xx - w / 2) / (w / 2)) ** 2 + ((yy - h / 2) / (h / 2)) ** 2)
-    alpha = np.clip((1.0 - r) / FEATHER_FRACTION, 0.0, 1.0).astype(np.float32)
-    return head, alpha
+    return np.clip((1.0 - r) / feather, 0.0, 1.0).astype(np.float32)
 
 
 def _placement_matrix(p: Placement) -> np.ndarray:

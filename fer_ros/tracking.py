@@ -133,11 +133,15 @@ class FaceTracker:
         self._last_stamp = None
         self._next_id = self._first_id()
 
+    def _jumps_back(self, stamp: float) -> bool:
+        """The stamp is earlier than the newest one by more than max_stamp_step_back: a reset, not a late frame."""
+        return self._last_stamp is not None and stamp < self._last_stamp - self.cfg.max_stamp_step_back
+
     def predictions(self, stamp: float) -> tuple[list[int], np.ndarray]:
         """Ids and predicted boxes (N, 4) at ``stamp`` of every live track: where to look for each face next."""
         if not self._tracks:
             return [], np.zeros((0, 4), np.float32)
-        if self._last_stamp is not None and stamp < self._last_stamp - self.cfg.max_stamp_step_back:
+        if self._jumps_back(stamp):
             return [], np.zeros((0, 4), np.float32)  # this frame resets the tracker
         return ([t.track_id for t in self._tracks],
                 np.stack([t.predicted(stamp) for t in self._tracks]).astype(np.float32))
@@ -174,16 +178,13 @@ class FaceTracker:
         stamp = float(stamp)
         self.stats.updates += 1
         dropped: list[int] = []
-        late = False
+        if self._jumps_back(stamp):
+            self.stats.time_resets += 1
+            self.reset()
+            dropped = list(self.removed)
         if self._last_stamp is not None and stamp < self._last_stamp:
-            if stamp < self._last_stamp - self.cfg.max_stamp_step_back:
-                self.stats.time_resets += 1
-                self.reset()
-                dropped = list(self.removed)
-            else:
-                self.stats.late_frames += 1
-                late = True
-        if not late:
+            self.stats.late_frames += 1  # a little behind the newest frame: processed, predictions stay put
+        else:
             self._last_stamp = stamp
         matches: dict[int, int] = {}  # detection index -> track index
         self.ambiguous = []

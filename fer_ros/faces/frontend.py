@@ -35,15 +35,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_ros.datatypes import Detection
-from fer_ros.faces.detector import DetectorConfig, FaceDetector, box_iou
+from fer_ros.faces.detector import DetectorConfig, FaceDetector, merge_duplicates, same_face
 
 _log = logging.getLogger(__name__)
 
-DUPLICATE_IOU = 0.5  # two detections of one frame overlapping this much are the same face ...
-NEW_FACE_IOU = 0.3  # ... a whole-frame face overlapping a followed face this much is that face, not a new one ...
-# ... and so is a box lying mostly inside another (an eye-and-nose box inside a face: IoU only ~0.2, but the same face;
-# seen once in four demo runs as a third "face" of 50 px inside a 110 px one)
-CONTAINED = 0.7  # share of the smaller box's area inside the larger
+NEW_FACE_IOU = 0.3  # a whole-frame face overlapping a followed face this much (or inside it) is that face
 # A stamp earlier than the last whole-frame pass by more than this (a bag looping, a clock reset) triggers a new
 # whole-frame pass at once; small steps back (jitter, a second publisher) do not.
 STAMP_JUMP_S = 1.0
@@ -62,36 +58,6 @@ class FinderStats:
     lost_in_window: int = 0  # track windows in which no face was found
     discovered: int = 0  # faces added by a whole-frame pass
     duplicates: int = 0  # detections merged into a better one of the same face
-
-
-def same_face(a: np.ndarray, b: np.ndarray, min_iou: float) -> np.ndarray:
-    """(N, M) bool: boxes ``a`` (N, 4) and ``b`` (M, 4) that overlap by ``min_iou`` or where one lies inside the other
-    (CONTAINED of the smaller one's area)."""
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    iou = box_iou(a, b)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    smaller = np.maximum(np.minimum(area_a[:, None], area_b[None, :]), 1e-6)
-    return (iou >= min_iou) | (iw * ih / smaller >= CONTAINED)
-
-
-def merge_duplicates(detections: list[Detection], stats: FinderStats | None = None) -> list[Detection]:
-    """Keep the best-scored of each group of overlapping detections (order: best first)."""
-    if len(detections) < 2:
-        return list(detections)
-    order = sorted(range(len(detections)), key=lambda i: -detections[i].score)
-    boxes = np.stack([detections[i].box for i in order])
-    same = same_face(boxes, boxes, DUPLICATE_IOU)
-    kept: list[int] = []
-    for k in range(len(order)):
-        if not any(same[k, j] for j in kept):
-            kept.append(k)
-    if stats is not None:
-        stats.duplicates += len(order) - len(kept)
-    return [detections[order[k]] for k in kept]
 
 
 class _BackgroundDetection:
@@ -174,7 +140,7 @@ class FaceFinder:
         if self._background is not None:
             self._background.take()
 
-    def _full_due(self, stamp: float, tracked: int, lost: bool) -> bool:
+    def _full_due(self, stamp: float, lost: bool) -> bool:
         if self._last_full is None or lost and stamp != self._last_full:
             return True
         if stamp < self._last_full - STAMP_JUMP_S:
@@ -195,18 +161,20 @@ class FaceFinder:
             known = np.concatenate([predicted] + [d.box[None] for d in followed])
             unknown = [d for d in candidates if not len(known) or not same_face(d.box, known, NEW_FACE_IOU).any()]
             if unknown:
-                boxes = np.stack([d.box for d in unknown])
-                new = [d for d in self.detector.detect_regions(rgb, boxes, self.detector.new_face_score) if d is not None]
+                again = self.detector.detect_regions(rgb, np.stack([d.box for d in unknown]), self.detector.new_face_score)
+                new = [d for d in again if d is not None]
                 self.stats.discovered += len(new)
                 followed += new
-        return merge_duplicates(followed, self.stats)[: self.cfg.max_faces]
+        kept = merge_duplicates(followed)
+        self.stats.duplicates += len(followed) - len(kept)
+        return kept[: self.cfg.max_faces]
 
     def _whole_frame(self, rgb: np.ndarray, stamp: float, tracked: int, lost: bool) -> list[Detection]:
         """Candidates of a whole-frame pass (of this frame, or of an earlier one in parallel mode), or []."""
         bg = self._background
         if bg is None or tracked == 0 or lost:  # nothing to follow, or a face to find again: not worth a frame's wait
             done = bg.take() if bg is not None else None  # a pass started while all faces were followed
-            if not self._full_due(stamp, tracked, lost):
+            if not self._full_due(stamp, lost):
                 return done[0] if done is not None else []
             self._last_full = stamp
             self.stats.full_frame_passes += 1
@@ -215,26 +183,30 @@ class FaceFinder:
             exc, bg.error = bg.error, None
             raise exc
         done = bg.take()
-        if bg.idle and self._full_due(stamp, tracked, lost):
+        if bg.idle and self._full_due(stamp, lost):
             self._last_full = stamp
             self.stats.full_frame_passes += 1
             bg.submit(rgb.copy(), stamp)  # the caller may reuse its buffer
         return done[0] if done is not None else []
-
-    @staticmethod
-    def mesh_sized(detections: list[Detection]) -> list[int]:
-        """Indices of the detections large enough for the face mesh to find them."""
-        return [i for i, d in enumerate(detections) if min(d.width, d.height) >= MESH_MIN_FACE_PX]
 
     def close(self) -> bool:
         """Stop the background thread; True when the detector is no longer in use and may be closed."""
         return self._background.close() if self._background is not None else True
 
 
-def refine_mesh_sized(landmarker, rgb: np.ndarray, detections: list[Detection]) -> list[Detection]:
-    """``detections`` with the landmarks of those large enough for the face mesh (``MESH_MIN_FACE_PX``) refined by
-    ``landmarker`` (a ``fer_ros.faces.landmarks.MeshLandmarker`` or None); the others keep the detector's points."""
-    big = FaceFinder.mesh_sized(detections) if landmarker is not None else []
+def mesh_sized(detections: list[Detection]) -> list[int]:
+    """Indices of the detections large enough for the face mesh to find them."""
+    return [i for i, d in enumerate(detections) if min(d.width, d.height) >= MESH_MIN_FACE_PX]
+
+
+def refine_mesh_sized(landmarker, rgb: np.ndarray, detections: list[Detection], big: list[int] | None = None
+                      ) -> list[Detection]:
+    """``detections`` with the landmarks of those large enough for the face mesh (``MESH_MIN_FACE_PX``; ``big``
+    when the caller has them) refined by ``landmarker`` (a ``fer_ros.faces.landmarks.MeshLandmarker`` or None); the
+    others keep the detector's points."""
+    if landmarker is None:
+        return list(detections)
+    big = mesh_sized(detections) if big is None else big
     out = list(detections)
     if big:
         for i, d in zip(big, landmarker.refine(rgb, [out[i] for i in big])):

