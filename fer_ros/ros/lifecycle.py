@@ -75,9 +75,20 @@ def _run(make_node: Callable[[], Node], args: list[str] | None, name: str) -> in
             executor.remove_node(node)
             node.destroy_node()
         executor.shutdown()
-        rclpy.try_shutdown()  # the signal handler may be shutting the context down at this very moment
+        _shut_rclpy_down()
         _ignore_stop_signals()  # rclpy.shutdown reinstalls the handlers it replaced
     return 0
+
+
+def _shut_rclpy_down() -> None:
+    """rclpy.try_shutdown(), tolerating the signal handler winning the race: rclpy's SIGINT handling shuts the
+    context down from its own thread, without the lock try_shutdown holds, so the context can go down between
+    try_shutdown's ok() check and its rcl_shutdown, which then raises "rcl_shutdown already called"."""
+    try:
+        rclpy.try_shutdown()
+    except Exception:
+        if rclpy.ok():
+            raise  # not that race: a real failure
 
 
 def _stopping(grace_s: float = SHUTDOWN_GRACE_S) -> bool:
