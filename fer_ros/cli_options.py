@@ -22,6 +22,15 @@ class FerArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        namespace, extras = super().parse_known_args(args, namespace)
+        # An optional positional (nargs="?") is assigned its default after the options were read, which would wipe
+        # what a deprecated spelling of it stored: put those values back where the new form left nothing.
+        for dest, value in vars(namespace).pop(_DEPRECATED_VALUES, {}).items():
+            if getattr(namespace, dest, None) in (None, [], ()):
+                setattr(namespace, dest, value)
+        return namespace, extras
+
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Appends ``(default: X)`` to an option's help when it has a default worth saying and the help does not."""
@@ -33,6 +42,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
                 or default is argparse.SUPPRESS or isinstance(action, argparse._VersionAction)):
             return text
         return f"{text} (default: %(default)s)"
+
+
+_DEPRECATED_VALUES = "_deprecated_values"  # namespace attribute: what the deprecated spellings stored, by dest
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -50,6 +62,7 @@ class _DeprecatedAlias(argparse.Action):
         if self.append:  # a repeatable flag whose new form is a positional list: gather into that list
             value = [*(getattr(namespace, self.dest, None) or []), value]
         setattr(namespace, self.dest, value)
+        vars(namespace).setdefault(_DEPRECATED_VALUES, {})[self.dest] = value
 
 
 def add_deprecated(parser: argparse.ArgumentParser, old: str, replacement: str, dest: str, convert: Any = None,

@@ -48,7 +48,7 @@ ERROR_CASES = [
     ("synth", ["images", "synthetic", "--val", "1.5"], {}, "split fractions val=1.5"),
     ("export", ["labels.csv", "--out", "exported"], {}, "labels.csv is a CSV file, not a training checkpoint"),
     ("build-engine", ["--model", "no_such_model"], {}, "no model 'no_such_model'"),
-    ("validate-engine", ["--engine", "no_such_model"], {}, "no model 'no_such_model'"),
+    ("validate-engine", ["no_such_model"], {}, "no model 'no_such_model'"),
     ("import-rmn", ["missing.pt", "--out", "rmn"], {}, "checkpoint missing.pt does not exist"),
     ("compare", ["--configs", "no_such.yaml", "--out", "compared"], {}, "no config file no_such.yaml"),
 ]
@@ -159,6 +159,33 @@ def test_deprecated_spelling_still_works_and_warns(user_files, tmp_path):
     assert proc.returncode == 2
     assert lines[0] == ("fer-ros export: warning: --checkpoint is deprecated, use the positional CHECKPOINT")
     assert lines[1].startswith("fer-ros export: error: labels.csv is a CSV file")
+
+
+DEPRECATED_SPELLINGS = [  # old command line, where the command reads the value, what it must find there
+    (["export", "--checkpoint", "a.pt", "--out", "m"], "old_checkpoint", ["a.pt"]),  # run() merges it
+    (["export", "b.pt", "--labels", "happy", "sad", "--out", "m"], "classes", ("happy", "sad")),
+    (["import-rmn", "--checkpoint", "a.pt", "--out", "m"], "checkpoint", "a.pt"),
+    (["validate-engine", "--engine", "e"], "engine", "e"),
+    (["evaluate", "b.pt", "--data-root", "d"], "data", "d"),
+    (["train", "cfg", "--run-dir", "r"], "out", Path("r")),
+    (["annotate", "v.mp4", "--label-file", "l.csv"], "labels", Path("l.csv")),
+]
+
+
+def test_every_deprecated_spelling_reaches_the_value_its_command_reads(capsys):
+    """Parsed for real, each old spelling lands where the new form does (an optional positional's default must not
+    wipe it), and the table covers every deprecated flag there is."""
+    from fer_ros.cli_options import _DeprecatedAlias
+
+    covered = set()
+    for argv, dest, expected in DEPRECATED_SPELLINGS:
+        args = build_parser(argv).parse_args(argv)
+        assert getattr(args, dest) == expected, (argv, vars(args))
+        assert "is deprecated, use" in capsys.readouterr().err
+        covered.add((argv[0], next(a for a in argv[1:] if a.startswith("--") and a != "--out")))
+    existing = {(command, flag) for command in COMMANDS for action in _option_actions(command)
+                if isinstance(action, _DeprecatedAlias) for flag in action.option_strings}
+    assert existing == covered
 
 
 @pytest.mark.slow

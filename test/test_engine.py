@@ -225,9 +225,14 @@ def test_fan_validation_runs_clips(fan):
 def test_validate_engine_command(single, capsys):
     from fer_ros.cli import main
 
-    rc = main(["validate-engine", "--engine", str(single.directory), "--backend", "onnxruntime"])
+    rc = main(["validate-engine", str(single.directory), "--backend", "onnxruntime"])
     out = capsys.readouterr().out
     assert rc == 0 and "PASS" in out and "32 faces" in out
     if not HAVE_TENSORRT:
-        assert main(["validate-engine", "--engine", str(single.directory)]) == 2
+        assert main(["validate-engine", str(single.directory)]) == 2
         assert "TensorRT" in capsys.readouterr().err
+    # the old spelling still works, with a warning naming the positional form
+    assert main(["validate-engine", "--engine", str(single.directory), "--backend", "onnxruntime"]) == 0
+    assert "--engine is deprecated, use the positional ENGINE" in capsys.readouterr().err
+    assert main(["validate-engine", "--backend", "onnxruntime"]) == 2
+    assert "no engine given" in capsys.readouterr().err

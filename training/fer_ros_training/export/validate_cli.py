@@ -2,7 +2,7 @@
 
 Example (on the robot, after ``fer-ros build-engine``)::
 
-    fer-ros validate-engine --engine models/rmn_fer2013/tensorrt/fp16.trt10.3.0.orin-sm87 --data ~/faces_test
+    fer-ros validate-engine models/rmn_fer2013/tensorrt/fp16.trt10.3.0.orin-sm87 --data ~/faces_test
 
 The reference is the ONNX the engine was built from (the TensorRT card's ``onnx_*`` files) run by ONNX Runtime on
 the CPU; ``--reference`` names another. Without ``--data`` the built-in public-domain faces are used (no accuracy,
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 
+from fer_ros.cli_options import add_deprecated
 from fer_ros.errors import ConfigError
 from fer_ros_training.export.face_samples import FACE_MODES
 from fer_ros_training.export.validate import DEFAULT_MAX_ACCURACY_DROP, DEFAULT_MAX_PROB_DIFF
@@ -20,9 +21,11 @@ DEFAULT_BUILTIN_FACES = 32  # faces used when the user gives no data: astronaut 
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--engine", required=True, help="the model to check: TensorRT card folder (or any card)")
+    parser.add_argument("engine", nargs="?", metavar="ENGINE",
+                        help="the model to check: a TensorRT card folder (or any model id, folder or model.yaml)")
+    add_deprecated(parser, "--engine", "the positional ENGINE", dest="engine", metavar="ENGINE")
     parser.add_argument("--backend", choices=("tensorrt", "onnxruntime", "torch"), default="tensorrt",
-                        help="backend that runs --engine (default tensorrt)")
+                        help="backend that runs ENGINE (default tensorrt)")
     parser.add_argument("--reference", default=None, help="reference ONNX model (default: the engine's onnx_*)")
     parser.add_argument("--data", default=None, help="held-out images, ROOT/<label>/* (split.csv: the test split)")
     parser.add_argument("--faces", choices=FACE_MODES, default="detect",
@@ -41,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from fer_ros_training.export.face_samples import load_faces
     from fer_ros_training.export.validate import compare, reference_card
 
+    if not args.engine:
+        raise ConfigError("no engine given: fer-ros validate-engine models/<id>/tensorrt/<target> [--data DIR]")
     card = resolve_model(args.engine)
     ref_card = resolve_model(args.reference) if args.reference else reference_card(card)
     if ref_card.labels != card.labels or ref_card.input != card.input:
