@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -72,6 +73,31 @@ def _replay(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess
                           text=True, timeout=REPLAY_TIMEOUT_S)
 
 
+def _replay_on_a_terminal(args: list[str], env: dict[str, str], stdout_file: Path) -> tuple[int, str]:
+    """``fer-ros replay`` with its stderr a real pseudo-terminal (as in a user's shell): exit code and what it drew."""
+    master, slave = pty.openpty()
+    with open(stdout_file, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "fer_ros.cli", "replay", *args], env=env, stdout=out,
+                                stderr=slave)
+    os.close(slave)
+    chunks = []
+    try:
+        while True:  # until the process closes its end of the terminal
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = proc.wait(timeout=REPLAY_TIMEOUT_S)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return code, b"".join(chunks).decode(errors="replace")
+
+
 def _emotions(path: Path) -> list:
     with open_bag(path) as b:
         (topic,) = [t for t in b.topics() if t.msgtype == "fer_ros/msg/EmotionArray"]
@@ -98,6 +124,7 @@ def test_lockstep_replay_through_the_installed_node_equals_offline(bag, tmp_path
         code = graph.stop(node)
         log.close()
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "\r" not in done.stderr and "frames (" not in done.stderr  # stderr is a pipe: no progress bar
     assert code == 0, (tmp_path / "fer_node.log").read_text()[-3000:]
 
     report = json.loads((out / "report.json").read_text())
@@ -153,13 +180,19 @@ def test_lockstep_replay_through_the_installed_node_equals_offline(bag, tmp_path
 
 
 def test_timed_replay_with_the_node_started_by_the_tool(bag, tmp_path: Path) -> None:
-    """At twice the recorded pace the node may skip frames: whatever happens, every message is accounted for."""
+    """At twice the recorded pace the node may skip frames: whatever happens, every message is accounted for. Run as
+    in a user's shell (stderr a terminal), replay draws its progress while it publishes to the live node."""
     path, _, _ = bag
     env = graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
     out = tmp_path / "timed"
-    done = _replay([str(path), "--topic", TOPIC, "--out", str(out), "--rate", "2", "--start-node",
-                    "--params-file", str(graph.default_params_file())], env)
-    assert done.returncode == 0, done.stderr[-3000:] + (out / "fer_node.log").read_text()[-2000:]
+    code, drawn = _replay_on_a_terminal([str(path), "--topic", TOPIC, "--out", str(out), "--rate", "2",
+                                         "--start-node", "--params-file", str(graph.default_params_file())], env,
+                                        tmp_path / "stdout.txt")
+    assert code == 0, drawn[-3000:] + (out / "fer_node.log").read_text()[-2000:]
+    total = CLIP_FRAMES + 4
+    assert f"\rreplay: {total}/{total} frames (100 %)" in drawn, drawn[-3000:]
+    assert f"\rreplay (offline comparison): {total}/{total} frames (100 %)" in drawn, drawn[-3000:]
+    assert "Traceback" not in drawn
     report = json.loads((out / "report.json").read_text())
     m = report["messages"]
     assert m["total"] == CLIP_FRAMES + 4 and m["unreadable"] == 3

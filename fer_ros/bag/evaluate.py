@@ -51,6 +51,7 @@ class EvalOptions:
     storage: str = "sqlite3"
     output_topic: str = OUTPUT_TOPIC
     progress: bool = True  # a progress line on stderr while frames are scored (only when stderr is a terminal)
+    progress_label: str = "eval-bag"  # what the line starts with (replay's offline comparison says so)
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _run(options: EvalOptions, source: Any, image_conns: list, pipeline: Any, pa
     last_processed: float | None = None
     read = ReadCheck(source.count(image_conns))
     writer = open_writer(out_bag, options.format_version, options.storage)
-    bar = Progress("eval-bag", read.expected, enabled=options.progress)
+    bar = Progress(options.progress_label, read.expected, enabled=options.progress)
     try:
         out_conn = add_topic(writer, options.output_topic, EMOTION_ARRAY_TYPE, source.store)
         t_read = t_loop = time.perf_counter()

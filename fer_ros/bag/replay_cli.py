@@ -106,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
                                               labels_file=args.labels, label_topic=args.label_topic,
                                               params_file=args.params_file, format_version=args.format_version,
                                               storage=args.storage, output_topic=args.emotions_topic,
-                                              progress=not args.no_progress))
+                                              progress=not args.no_progress,
+                                              progress_label="replay (offline comparison)"))
             write_report(offline, offline_dir, {"tool": "fer-ros eval-bag", "mode": "offline",
                                                 "bag": str(args.bag), "topic": args.topic})
             meta["comparison_with_offline"] = compare_runs(live, offline)
