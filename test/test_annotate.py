@@ -44,17 +44,19 @@ def astronaut_frames(n: int = FRAMES) -> list[np.ndarray]:
     return [np.roll(base, 3 * i, axis=1) for i in range(n)]
 
 
-def frame_stamp(i: int) -> tuple[int, int]:
+def frame_stamp(i: int, base_sec: int = BASE_SEC) -> tuple[int, int]:
     ns = i * PERIOD_NS + 123_456
-    return BASE_SEC + ns // 1_000_000_000, ns % 1_000_000_000
+    return base_sec + ns // 1_000_000_000, ns % 1_000_000_000
 
 
 def write_bag(path: Path, compressed: bool = False, storage: str = "sqlite3", broken: bool = False,
-              emotions: dict[int, tuple[str, float]] | None = None, extra_string_topic: bool = False) -> Path:
+              emotions: dict[int, tuple[str, float]] | None = None, extra_string_topic: bool = False,
+              base_sec: int = BASE_SEC) -> Path:
     """A rosbag2 recording of the astronaut frames on /camera/image_raw (or .../compressed), written with rosbags.
 
     ``broken``: frame CORRUPT_INDEX's data is damaged. ``emotions``: frame index -> (label, confidence) written as
     the node's EmotionArray on /emotions (a "scored" bag). ``extra_string_topic``: a std_msgs/String topic too.
+    ``base_sec``: where the stamps start (another value makes another recording's stamps).
     """
     from fer_ros.bag.bag_io import add_topic, make_typestore, open_writer
 
@@ -68,7 +70,7 @@ def write_bag(path: Path, compressed: bool = False, storage: str = "sqlite3", br
     str_conn = add_topic(writer, "/notes", "std_msgs/msg/String", store) if extra_string_topic else None
     Header, Time = T["std_msgs/msg/Header"], T["builtin_interfaces/msg/Time"]
     for i, bgr in enumerate(astronaut_frames()):
-        sec, nsec = frame_stamp(i)
+        sec, nsec = frame_stamp(i, base_sec)
         header = Header(stamp=Time(sec=sec, nanosec=nsec), frame_id="head_camera")
         if compressed:
             payload = np.frombuffer(cv2.imencode(".jpg", bgr)[1].tobytes(), np.uint8)
@@ -80,7 +82,7 @@ def write_bag(path: Path, compressed: bool = False, storage: str = "sqlite3", br
             rows = HEIGHT // 2 if broken and i == CORRUPT_INDEX else HEIGHT  # truncated: half the rows missing
             msg = T[msgtype](header=header, height=HEIGHT, width=WIDTH, encoding="rgb8", is_bigendian=0,
                              step=WIDTH * 3, data=rgb[:rows].reshape(-1).copy())
-        bag_time = BASE_SEC * 10**9 + i * PERIOD_NS + 5_000_000  # received 5 ms after the exposure
+        bag_time = base_sec * 10**9 + i * PERIOD_NS + 5_000_000  # received 5 ms after the exposure
         writer.write(conn, bag_time, store.serialize_cdr(msg, msgtype))
         if emo_conn is not None and i in emotions:
             label, conf = emotions[i]

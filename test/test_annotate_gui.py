@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_annotate import CORRUPT_INDEX, FRAMES, write_bag
+from test_annotate import BASE_SEC, CORRUPT_INDEX, FRAMES, write_bag
 
 from fer_ros.annotate.app import WINDOW_TITLE, clip_spans
 from fer_ros.annotate.predictions import load_predictions
@@ -135,10 +135,14 @@ def window_area(screen: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return screen[top: top + expected.shape[0], left: left + expected.shape[1]]
 
 
+def differing_fraction_of(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of pixels of two same-sized pictures that differ by more than DIFF_LEVEL in any channel."""
+    return float((np.abs(a.astype(np.int16) - b).max(axis=2) > DIFF_LEVEL).mean())
+
+
 def differing_fraction(x: XServer, expected: np.ndarray) -> float:
-    """Fraction of the window's pixels that differ from ``expected`` by more than DIFF_LEVEL in any channel."""
-    area = window_area(x.screenshot(), expected)
-    return float((np.abs(area.astype(np.int16) - expected).max(axis=2) > DIFF_LEVEL).mean())
+    """Fraction of the window's pixels that differ from ``expected``."""
+    return differing_fraction_of(window_area(x.screenshot(), expected), expected)
 
 
 def wait_for_picture(x: XServer, expected: Callable[[], np.ndarray], what: str) -> np.ndarray:
@@ -157,13 +161,16 @@ def wait_for_picture(x: XServer, expected: Callable[[], np.ndarray], what: str) 
     return shown[-1]
 
 
-def expected_view(bag: Path, out_dir: Path, with_predictions: bool) -> np.ndarray:
-    """What the window must show for the saved state: drawn by the same renderer from the files on disk."""
+def expected_view(bag: Path, out_dir: Path, predictions: Path | None, message: str | None = None) -> np.ndarray:
+    """What the window must show for the saved state: drawn by the same renderer from the files on disk
+    (``message`` instead of the saved message line, when given)."""
     with open_source(bag) as src:
         store = AnnotationStore.open(src.path, out_dir)
         session = AnnotationSession(src.stamps)
         session.restore(store.load_state() or {})
-        track = load_predictions(bag) if with_predictions else None
+        if message is not None:
+            session.message = message
+        track = load_predictions(predictions) if predictions is not None else None
         frame = src.read(session.index)
         pred = track.at(frame.stamp, 0.5 * src.frame_period) if track else None
         return render_view(frame, session, src.description, clip_spans(src, store), pred, track is not None,
@@ -186,19 +193,19 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
     tool = Annotator(xserver, args, tmp_path)
     wait_for(lambda: paths.state.is_file(), "the first state file")  # written just before the first frame is shown
     # keys pressed before the first frame is shown could go astray
-    wait_for_picture(xserver, lambda: expected_view(bag, out, True), "frame 0")
+    wait_for_picture(xserver, lambda: expected_view(bag, out, bag), "frame 0")
 
     # step onto the damaged frame: the window says so, the tool goes on
     tool.keys(" ".join(["d"] * CORRUPT_INDEX))
     wait_for(lambda: state_of(paths).get("index") == CORRUPT_INDEX, "frame 7")
-    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, True), "the unreadable-frame message")
+    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, bag), "the unreadable-frame message")
     assert np.count_nonzero(np.all(np.abs(shown[:200].astype(int) - ERROR) < 30, axis=2)) > 300  # red text
 
     # clip 1: start 10, peak 12, end 16, "surprise" (6), limb (T); at frame 16 the node says happy: disagreement
     tool.keys("d d d s d d s d d d d s 6 t")
     wait_for(lambda: state_of(paths).get("flags", {}).get("limb") is True, "the limb flag")
     assert [m[0] for m in state_of(paths)["marks"]] == [10, 12, 16] and state_of(paths)["label"] == "surprise"
-    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, True),
+    shown = wait_for_picture(xserver, lambda: expected_view(bag, out, bag),
                              "marks, label, flag and the disagreement")
     # the prediction line (5th text line of the panel: title, marks, keys, flags, node), drawn red
     below = TIMELINE_HEIGHT + PANEL_LINES * LINE_HEIGHT + 10 - (TIMELINE_HEIGHT + 5 * LINE_HEIGHT)  # its baseline
@@ -238,13 +245,38 @@ def test_person_marks_two_clips_in_the_window_and_resumes(xserver: XServer, tmp_
     # a second run resumes at frame 20 (Home, L, L) with both clips on the timeline
     again = Annotator(xserver, args, tmp_path)
     wait_for(lambda: state_of(paths).get("message", "").startswith("resumed"), "the second run's state")
-    wait_for_picture(xserver, lambda: expected_view(bag, out, True), "the resumed position and the saved clips")
+    wait_for_picture(xserver, lambda: expected_view(bag, out, bag), "the resumed position and the saved clips")
     assert state_of(paths)["index"] == 20 and "2 clips saved" in state_of(paths)["message"]
     again.keys("q")
     assert again.wait_exit() == 0, again.output()
     assert (f"annotate: 2 clips saved in {paths.tsv} (record) and {paths.csv} (labels for fer-ros eval-bag --labels)"
             in again.output()), again.output()
     assert not (clips / ".annotate-tmp").exists()  # no empty scratch folder left by the exports
+
+
+def test_predictions_of_another_recording_are_said_once_in_the_window(xserver: XServer, tmp_path: Path) -> None:
+    """``--predictions`` scored on another recording (its stamps 100 s later) match no frame: the window says so on
+    its message line, the console says it once however many frames are stepped through, and the tool goes on."""
+    bag = write_bag(tmp_path / "session")
+    other = write_bag(tmp_path / "other", emotions={i: ("happy", 0.8) for i in range(FRAMES)},
+                      base_sec=BASE_SEC + 100)
+    with open_source(bag) as src:
+        problem = load_predictions(other).overlap_problem(src.stamps, src.frame_period / 2)
+    assert problem and "match no frame of this recording" in problem
+    out = tmp_path / "labels"
+    paths = OutputPaths.for_source(bag, out)
+    tool = Annotator(xserver, [str(bag), "--out-dir", str(out), "--predictions", str(other)], tmp_path)
+    wait_for(lambda: paths.state.is_file(), "the first state file")
+    assert state_of(paths)["message"] == problem
+    # the warning is what makes the picture: without it the message line would be drawn differently
+    warned = expected_view(bag, out, other)
+    assert differing_fraction_of(warned, expected_view(bag, out, other, message="")) > 0.002
+    wait_for_picture(xserver, lambda: expected_view(bag, out, other), "the no-overlap warning")
+    tool.keys("d d d l q")
+    assert tool.wait_exit() == 0, tool.output()
+    assert tool.output().count("match no frame of this recording") == 1, tool.output()
+    assert f"fer-ros annotate: warning: {problem}" in tool.output()
+    assert "Traceback" not in tool.output()
 
 
 def test_a_topic_that_is_not_an_image_is_shown_in_the_window(xserver: XServer, tmp_path: Path) -> None:
