@@ -291,6 +291,8 @@ def test_a_mistyped_data_root_is_an_error_naming_it_not_a_generated_data_set(tmp
                      "--no-progress"]) == 2
     assert f"fer-ros train: error: data.root {missing} does not exist" in capsys.readouterr().err
     assert not missing.exists()
+    # nothing was trained, so no run folder is left to block the corrected command ("--out exists")
+    assert not (tmp_path / "run").exists()
     # generating is still there when asked for: the override names the synthetic section too
     cfg = config_from_dict(yaml.safe_load(open(f"training/fer_ros_training/configs/{config}.yaml")),
                            {"data.root": str(missing), "data.synthetic.per_class": 1})

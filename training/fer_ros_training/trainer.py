@@ -31,6 +31,7 @@ import csv
 import logging
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -363,18 +364,26 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     run_dir = Path(run_dir) if run_dir is not None else new_run_dir(runs_root, cfg.name)
+    made_here = not run_dir.exists()
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         cfg.save(run_dir / "config.yaml")
     logging.getLogger("fer_ros_training").info("run folder: %s", run_dir)
 
-    bad = BadInputLog(cfg.data.on_bad_input)
-    data = data or load_data(cfg, bad, progress and dist.is_main)
-    bad = data.bad
-    train_ds = make_dataset(cfg, data.splits["train"], train=True)
-    val_ds = make_dataset(cfg, data.splits["val"], train=False)
-    if len(train_ds) == 0:
-        raise ConfigError(f"no training items in {cfg.data.root} ({bad.summary()})")
+    try:
+        bad = BadInputLog(cfg.data.on_bad_input)
+        data = data or load_data(cfg, bad, progress and dist.is_main)
+        bad = data.bad
+        train_ds = make_dataset(cfg, data.splits["train"], train=True)
+        val_ds = make_dataset(cfg, data.splits["val"], train=False)
+        if len(train_ds) == 0:
+            raise ConfigError(f"no training items in {cfg.data.root} ({bad.summary()})")
+    except BaseException:
+        # nothing was trained: a folder holding only the config would block the corrected rerun (--out refuses
+        # a non-empty folder), so the folder this call made goes again
+        if made_here and dist.is_main:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     if len(val_ds) == 0:
         LOG.warning("no validation items: the best checkpoint is chosen on training accuracy")
 
