@@ -87,7 +87,8 @@ class Camera:
             {kv.key: kv.value for kv in d.status[0].values}), 10)
         self.executor = SingleThreadedExecutor()
         self.executor.add_node(self.node)
-        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self._spin = threading.Thread(target=self.executor.spin, daemon=True)
+        self._spin.start()
 
     def _on_emotions(self, _msg) -> None:
         self.emotions += 1
@@ -122,6 +123,7 @@ class Camera:
         import rclpy
 
         self.executor.shutdown()
+        self._spin.join(timeout=5)  # a spin thread still in rcl at exit aborts the process ("terminate called")
         self.node.destroy_node()
         rclpy.try_shutdown()
 
