@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fer_ros.msg import EmotionArray
     from fer_ros.ros.emotion_echo import format_emotions, stamp_seconds
+    from fer_ros.ros.lifecycle import ignore_unrun_handlers
 
     print(f"fer-ros demo: ROS_DOMAIN_ID={env['ROS_DOMAIN_ID']}, discovery localhost only", flush=True)
     compressed = ["--compressed"] if args.compressed else []
@@ -65,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
             print(format_emotions(msg, age), flush=True)
 
     sub_node.create_subscription(EmotionArray, "/emotions", on_msg, 10)
+    ignore_unrun_handlers()  # the messages left when the demo stops listening need no warning at its exit
     code = 0
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S

@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Callable
 
@@ -90,6 +91,7 @@ def _run(make_node: Callable[[], Node], args: list[str] | None, name: str) -> in
         # loading a model then fails): that is a stop, not an error
     finally:
         _ignore_stop_signals()
+        ignore_unrun_handlers()
         if node is not None:
             getattr(node, "shutdown", lambda: None)()
             executor.remove_node(node)
@@ -109,6 +111,13 @@ def _shut_rclpy_down() -> None:
     except Exception:
         if rclpy.ok():
             raise  # not that race: a real failure
+
+
+def ignore_unrun_handlers() -> None:
+    """No "coroutine 'Executor._make_handler.<locals>.handler' was never awaited" at exit: an rclpy executor makes a
+    handler for each ready callback before running it, and one made just before the stop (or by a spin_once whose
+    caller stops reading) is collected unrun when the process ends. They are callbacks the process chose not to run."""
+    warnings.filterwarnings("ignore", message="coroutine 'Executor._make_handler", category=RuntimeWarning)
 
 
 def _stopping(grace_s: float = SHUTDOWN_GRACE_S) -> bool:
