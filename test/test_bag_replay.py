@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +21,8 @@ import yaml
 
 pytest.importorskip("rclpy", reason="needs the ROS 2 venv: scripts/setup.sh, then source ./env.sh")
 pytest.importorskip("fer_ros.msg", reason="fer_ros is not built: run scripts/setup.sh")
+
+from terminal import run_with_stderr_on_a_terminal  # noqa: E402
 
 from fer_ros import samples  # noqa: E402
 from fer_ros.bag.bag_io import open_bag  # noqa: E402
@@ -71,31 +72,6 @@ def bag(tmp_path_factory) -> tuple[Path, Path, list[int]]:
 def _replay(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fer_ros.cli", "replay", *args], env=env, capture_output=True,
                           text=True, timeout=REPLAY_TIMEOUT_S)
-
-
-def _replay_on_a_terminal(args: list[str], env: dict[str, str], stdout_file: Path) -> tuple[int, str]:
-    """``fer-ros replay`` with its stderr a real pseudo-terminal (as in a user's shell): exit code and what it drew."""
-    master, slave = pty.openpty()
-    with open(stdout_file, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "fer_ros.cli", "replay", *args], env=env, stdout=out,
-                                stderr=slave)
-    os.close(slave)
-    chunks = []
-    try:
-        while True:  # until the process closes its end of the terminal
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        code = proc.wait(timeout=REPLAY_TIMEOUT_S)
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-    return code, b"".join(chunks).decode(errors="replace")
 
 
 def _emotions(path: Path) -> list:
@@ -185,9 +161,9 @@ def test_timed_replay_with_the_node_started_by_the_tool(bag, tmp_path: Path) -> 
     path, _, _ = bag
     env = graph.ros_env(domain_id=int(os.environ["ROS_DOMAIN_ID"]))
     out = tmp_path / "timed"
-    code, drawn = _replay_on_a_terminal([str(path), "--topic", TOPIC, "--out", str(out), "--rate", "2",
-                                         "--start-node", "--params-file", str(graph.default_params_file())], env,
-                                        tmp_path / "stdout.txt")
+    cmd = [sys.executable, "-m", "fer_ros.cli", "replay", str(path), "--topic", TOPIC, "--out", str(out),
+           "--rate", "2", "--start-node", "--params-file", str(graph.default_params_file())]
+    code, drawn = run_with_stderr_on_a_terminal(cmd, REPLAY_TIMEOUT_S, env)
     assert code == 0, drawn[-3000:] + (out / "fer_node.log").read_text()[-2000:]
     total = CLIP_FRAMES + 4
     assert f"\rreplay: {total}/{total} frames (100 %)" in drawn, drawn[-3000:]

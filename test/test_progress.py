@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 from skimage import data
 
+from terminal import run_with_stderr_on_a_terminal
+
 from fer_ros.bag.make_bag import ImageBagWriter
 from fer_ros.progress import Progress, bars_enabled
 
@@ -30,32 +32,19 @@ def bag(tmp_path_factory) -> Path:
     return path
 
 
-def _eval_bag(bag: Path, out: Path, stderr) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fer_ros.cli", "eval-bag", str(bag), "--topic", TOPIC, "--out",
-                             str(out)], stdout=subprocess.DEVNULL, stderr=stderr)
+def _eval_bag_command(bag: Path, out: Path) -> list[str]:
+    return [sys.executable, "-m", "fer_ros.cli", "eval-bag", str(bag), "--topic", TOPIC, "--out", str(out)]
 
 
 def test_eval_bag_draws_progress_on_a_terminal(bag, tmp_path):
-    master, slave = pty.openpty()
-    proc = _eval_bag(bag, tmp_path / "tty", slave)
-    os.close(slave)
-    chunks = []
-    while True:  # read until the process closes its end of the terminal
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(master)
-    assert proc.wait(timeout=300) == 0
-    text = b"".join(chunks).decode(errors="replace")
+    code, text = run_with_stderr_on_a_terminal(_eval_bag_command(bag, tmp_path / "tty"), timeout=300)
+    assert code == 0
     assert f"\reval-bag: {FRAMES}/{FRAMES} frames (100 %)" in text, text
 
 
 def test_eval_bag_draws_nothing_into_a_pipe(bag, tmp_path):
-    proc = _eval_bag(bag, tmp_path / "pipe", subprocess.PIPE)
+    proc = subprocess.Popen(_eval_bag_command(bag, tmp_path / "pipe"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0
     assert b"\r" not in err and b"frames (" not in err
