@@ -7,6 +7,7 @@ SIGTERM), an external shutdown, or a node that decides it is done (``SystemExit`
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -42,14 +43,10 @@ def exit_now(code: int) -> None:
     0.5 s stop here, and a native destructor is the last place a stop could still abort. Output is flushed first."""
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
             stream.flush()
-        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
-            pass
-    try:  # C stdio too (rcutils' console logging with RCUTILS_LOGGING_USE_STDOUT=1 into a pipe is buffered)
+    with contextlib.suppress(OSError, AttributeError):  # C stdio too (rcutils' logging into a pipe is buffered)
         ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass
     os._exit(code)
 
 
