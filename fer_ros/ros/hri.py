@@ -23,13 +23,14 @@ from types import ModuleType
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from fer_ros.datatypes import FaceResult, FrameResult
-from fer_ros.hri_faces import FaceIds, box_crop, expression_fields, normalized_landmarks, normalized_roi
-from fer_ros.ros.conversions import array_to_image
+from fer_ros.hri_faces import (HRI_LANDMARK_SLOTS, FaceIds, box_crop, expression_fields, normalized_landmarks,
+                               normalized_roi)
+from fer_ros.ros.conversions import SUPPORTED_ENCODINGS, array_to_image
 
 FACES_NS = "/humans/faces"
 TRACKED_TOPIC = f"{FACES_NS}/tracked"
 HRI_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE)
-ENCODINGS = {"rgb": "rgb8", "bgr": "bgr8", "gray": "mono8"}  # fer_ros colour -> sensor_msgs/Image encoding
+ENCODINGS = {color: encoding for encoding, (_, color) in SUPPORTED_ENCODINGS.items()}  # fer_ros colour -> encoding
 
 
 def import_hri_msgs() -> tuple[ModuleType | None, str]:
@@ -110,16 +111,18 @@ class HriPublisher:
         xmin, ymin, xmax, ymax, c = normalized_roi(face.box, image_size, face.detection_score)
         pubs["roi"].publish(msgs.NormalizedRegionOfInterest2D(header=header, xmin=xmin, ymin=ymin, xmax=xmax,
                                                               ymax=ymax, c=c))
-        crop = box_crop(frame, face.box)
+        # the images are copied into their messages only for someone who reads them (as the debug image)
+        crop = box_crop(frame, face.box) if pubs["cropped"].get_subscription_count() else None
         if crop is not None:
             pubs["cropped"].publish(image_msg(crop, color, header))
-        if face.aligned is not None:
+        if face.aligned is not None and pubs["aligned"].get_subscription_count():
             pubs["aligned"].publish(image_msg(face.aligned, self._model_color, header))
         points = normalized_landmarks(face.landmarks, image_size, face.detection_score)
         if points is not None:
             height, width = image_size
             landmarks = msgs.FacialLandmarks(header=header, height=height, width=width)
-            for slot, (x, y, conf) in zip(landmarks.landmarks, points):
+            for k in HRI_LANDMARK_SLOTS:  # the other slots stay zero, as normalized_landmarks leaves them
+                slot, (x, y, conf) = landmarks.landmarks[k], points[k]
                 slot.x, slot.y, slot.c = float(x), float(y), float(conf)
             pubs["landmarks"].publish(landmarks)
         if face.labelled:  # faces too small for the model have no expression
