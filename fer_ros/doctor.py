@@ -147,10 +147,10 @@ def check_models() -> list[Check]:
 
 def node_choice() -> list[Check]:
     try:
-        from fer_ros.node_parameters import PARAMETERS
+        from fer_ros.node_parameters import defaults, pipeline_params
         from fer_ros.pipeline import EmotionPipeline, PipelineConfig
 
-        pipe = EmotionPipeline(PipelineConfig.from_flat({p.name: p.default for p in PARAMETERS if p.pipeline}))
+        pipe = EmotionPipeline(PipelineConfig.from_flat(pipeline_params(defaults())))
         found = f"model {pipe.model_id} on {pipe.backend_name}, detector {pipe.detector_name}"
         pipe.close()
         return [Check("fer_node would run", found, True)]

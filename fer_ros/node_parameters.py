@@ -9,12 +9,11 @@ import difflib
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS
 from fer_ros.frames import MAX_FRAME_SIDE
 from fer_ros.image_header import DEFAULT_MAX_IMAGE_PIXELS
 
 BACKENDS = ("auto", "tensorrt", "onnxruntime", "torch")
-DETECTOR_BACKENDS = ("auto", "retinaface", "mediapipe", "opencv")
-DETECTOR_MODELS = ("short", "full")
 HRI_MODES = ("pipeline", "companion", "disabled")  # not "off": YAML (params files, -p, launch) reads that as false
 HRI_COMPANION_IMAGES = ("aligned", "cropped")
 
@@ -56,7 +55,7 @@ class NodeParameter:
         value = self.coerce(value)
         if type(value) is not type(self.default):
             example = str(self.default).lower() if isinstance(self.default, bool) else repr(self.default)
-            return (f"must be {'an' if self.type_name == 'int' else 'a'} {self.type_name}, got "
+            return (f"must be {_TYPE_NAMES[type(self.default)]}, got "
                     f"{_TYPE_NAMES.get(type(value), type(value).__name__)} (write it like {self.name}: {example})")
         return self.check(value) if self.check else None
 
@@ -161,6 +160,11 @@ def refusal(params) -> str | None:
 
 def defaults() -> dict[str, Any]:
     return {p.name: p.default for p in PARAMETERS}
+
+
+def pipeline_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The subset of the node's parameters that configures the pipeline (``PipelineConfig.from_flat``)."""
+    return {p.name: params[p.name] for p in PARAMETERS if p.pipeline}
 
 
 def markdown_table() -> str:

@@ -244,8 +244,7 @@ class EmotionPipeline:
         timings.track_ms = (time.perf_counter() - t) * 1e3
 
         t = time.perf_counter()
-        min_side = self.config.detector.min_face_size
-        labelled = [f for f in confirmed if min(f.detection.width, f.detection.height) >= min_side]
+        labelled = [f for f in confirmed if self.config.detector.labels(f.detection)]
         dets = [f.detection for f in labelled]
         crops = align_crops(rgb, "rgb", dets, self.card) if dets else None
         batch = normalize(crops, self.card.input) if dets else self._empty_batch

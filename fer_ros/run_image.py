@@ -17,6 +17,7 @@ import numpy as np
 
 from fer_ros.datatypes import FrameResult
 from fer_ros.errors import ConfigError, FrameError
+from fer_ros.faces.detector import DETECTOR_BACKENDS, DETECTOR_MODELS
 
 TOP_K = 3  # labels printed per face in text mode
 
@@ -63,10 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sample", action="store_true", help="also run the bundled astronaut sample frame")
     parser.add_argument("--model", default=None, help="model id or path (default: the default model)")
     parser.add_argument("--backend", default="auto", help="auto | onnxruntime | tensorrt | torch")
-    parser.add_argument("--detector", default="auto", choices=("auto", "retinaface", "mediapipe", "opencv"),
+    parser.add_argument("--detector", default="auto", choices=DETECTOR_BACKENDS,
                         help="face detector, as the node's detector.backend (default: auto = retinaface, else "
                              "mediapipe, else opencv)")
-    parser.add_argument("--detector-model", default="short", choices=("short", "full"),
+    parser.add_argument("--detector-model", default="short", choices=DETECTOR_MODELS,
                         help="mediapipe only: short or full range (default: short, as the node)")
     parser.add_argument("--no-mesh", action="store_true", help="use the detector's keypoints, not the face mesh")
     parser.add_argument("--json", action="store_true", help="one JSON object per image instead of text")

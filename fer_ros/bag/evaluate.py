@@ -24,10 +24,11 @@ from fer_ros.bag.bag_io import EMOTION_ARRAY_TYPE, ReadCheck, add_topic, open_ba
 from fer_ros.bag.decode import UnreadableMessage, deserialize_and_decode
 from fer_ros.bag.emotion_codec import EmotionArrayCodec, record_from_result
 from fer_ros.bag.labels import LabelSet, labels_from_messages, read_label_csv
-from fer_ros.bag.params import pipeline_params, read_node_params
+from fer_ros.bag.params import read_node_params
 from fer_ros.bag.records import FrameRecord, MessageLedger
 from fer_ros.datatypes import FaceResult, FrameResult
 from fer_ros.errors import FrameError
+from fer_ros.node_parameters import pipeline_params
 from fer_ros.progress import Progress
 from fer_ros.temporal import EmaSmoother
 

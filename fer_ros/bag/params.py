@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from fer_ros.errors import ConfigError
-from fer_ros.node_parameters import BY_NAME, PARAMETERS, defaults
+from fer_ros.node_parameters import BY_NAME, defaults
 
 NODE_NAME = "fer_node"  # the section fer_node reads in a parameters file
 # in order of application: wildcards, then the node's own (/**/fer_node: in any namespace, as config/fer.yaml has it)
@@ -76,7 +76,3 @@ def read_node_params(path: Path | str | None = None) -> tuple[dict[str, Any], li
         raise ConfigError(f"parameters file {path}: " + "; ".join(problems))
     return params, sorted(set(unknown))
 
-
-def pipeline_params(params: dict[str, Any]) -> dict[str, Any]:
-    """The subset the node passes to ``PipelineConfig.from_flat``."""
-    return {p.name: params[p.name] for p in PARAMETERS if p.pipeline}

@@ -70,6 +70,11 @@ class DetectorConfig:
             raise ConfigError(f"detector sort_by '{self.sort_by}' is not one of {SORT_KEYS}")
         return self
 
+    def labels(self, detection: Detection) -> bool:
+        """Whether a face this size gets an expression label (at least ``min_face_size`` wide and high): the node
+        and the training data apply the same rule."""
+        return min(detection.width, detection.height) >= self.min_face_size
+
 
 @dataclass
 class DetectorStats:

@@ -163,8 +163,8 @@ class FaceCache:
         if ann is not None:
             return ann.box, ann.landmarks, LOCATED_ANNOTATION
         self.detector()
-        min_side = self._config().min_face_size
-        found = [d for d in find_in_image(self._finder, self._mesh, rgb) if min(d.width, d.height) >= min_side]
+        config = self._config()
+        found = [d for d in find_in_image(self._finder, self._mesh, rgb) if config.labels(d)]
         if found:
             return found[0].box, found[0].landmarks, LOCATED_DETECTOR
         if self.no_face == "whole_image":
