@@ -27,9 +27,8 @@ from fer_ros.errors import FerRosError, InvalidFrameError
 from fer_ros.node_parameters import PARAMETERS, refusal
 from fer_ros.ros.conversions import image_to_array
 from fer_ros.ros.hri import HRI_QOS, TRACKED_TOPIC, expression_msg, face_topic, import_hri_msgs
-from fer_ros.ros.stats import CompanionStats
+from fer_ros.ros.stats import CompanionStats, diagnostic_array, warn_throttled
 
-LOG_THROTTLE_S = 10.0  # a recurring problem with incoming crops is logged at most this often
 INPUT_QOS = QoSProfile(depth=2, reliability=qos_profile_sensor_data.reliability,
                        durability=qos_profile_sensor_data.durability, history=qos_profile_sensor_data.history)
 
@@ -115,22 +114,15 @@ class HriCompanion:
     def _problem(self, kind: str, message: str) -> None:
         """Count a problem and log it at most every LOG_THROTTLE_S per kind."""
         self.stats.problems[kind] += 1
-        now = time.monotonic()
-        if now - self._last_log.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
-            self._last_log[kind] = now
-            self._node.get_logger().warn(f"{message} ({self.stats.problems[kind]} so far)")
+        warn_throttled(self._node.get_logger(), self._last_log, kind,
+                       f"{message} ({self.stats.problems[kind]} so far)")
 
     def _publish_diagnostics(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
         level, message, values = self.stats.report(len(self.classifier.tracked), self._image)
         values.update({"backend": self._hardware_id, "model": self.classifier.card.id})
         name = f"{self._node.get_fully_qualified_name()}: facial expression recognition (ROS4HRI companion)"
-        array = DiagnosticArray(status=[DiagnosticStatus(
-            level=bytes([level]), name=name, message=message, hardware_id=self._hardware_id,
-            values=[KeyValue(key=k, value=v) for k, v in values.items()])])
-        array.header.stamp = self._node.get_clock().now().to_msg()
-        self._diag_pub.publish(array)
+        self._diag_pub.publish(diagnostic_array(name, level, message, self._hardware_id, values,
+                                                self._node.get_clock().now().to_msg()))
 
     def close(self) -> None:
         self.classifier.close()

@@ -27,16 +27,15 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from fer_ros.errors import FerRosError, FrameError
 from fer_ros.msg import EmotionArray
-from fer_ros.node_parameters import cross_check, unknown_name_message
-from fer_ros.node_parameters import BY_NAME, PARAMETERS, refusal
+from fer_ros.node_parameters import (BY_NAME, PARAMETERS, cross_check, pipeline_params, refusal,
+                                     unknown_name_message)
 from fer_ros.ros.conversions import array_to_image, compressed_to_array, image_to_array, result_to_msg
 from fer_ros.ros.frame_slot import FrameSlot, stop_worker
 from fer_ros.ros.hri import HriPublisher, import_hri_msgs
 from fer_ros.ros.lifecycle import run_node
-from fer_ros.ros.stats import NodeStats
+from fer_ros.ros.stats import NodeStats, diagnostic_array, warn_throttled
 
 NODE_NAME = "fer_node"
-LOG_THROTTLE_S = 10.0  # a recurring per-frame problem is logged at most this often (with its running count)
 WORKER_POLL_S = 0.5  # how often the worker wakes to notice shutdown when no frame comes
 WORKER_JOIN_S = 5.0  # at shutdown, how long the frame in progress may take before the node exits without it
 
@@ -49,7 +48,7 @@ class FerNode(Node):
 
         from fer_ros.pipeline import EmotionPipeline, PipelineConfig  # heavy imports after parameters are valid
 
-        config = PipelineConfig.from_flat({param.name: p[param.name] for param in PARAMETERS if param.pipeline})
+        config = PipelineConfig.from_flat(pipeline_params(p))
         hri_msgs, hri_off = import_hri_msgs() if p["hri.mode"] == "pipeline" else (None, "hri.mode is disabled")
         config.keep_aligned = hri_msgs is not None  # published on /humans/faces/<id>/aligned
         self.pipeline = EmotionPipeline(config)
@@ -195,10 +194,8 @@ class FerNode(Node):
     def _reject(self, reason: str, message: str) -> None:
         """Count a dropped frame and log it at most every LOG_THROTTLE_S per reason."""
         self.stats.rejected[reason] += 1
-        now = time.monotonic()
-        if now - self._last_log.get(reason, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
-            self._last_log[reason] = now
-            self.get_logger().warn(f"dropped frame ({reason}, {self.stats.rejected[reason]} so far): {message}")
+        warn_throttled(self.get_logger(), self._last_log, reason,
+                       f"dropped frame ({reason}, {self.stats.rejected[reason]} so far): {message}")
 
     def _note_stamps(self) -> None:
         """Log each jump back of the input stamps (tracks were reset) once; late frames are only counted."""
@@ -225,8 +222,6 @@ class FerNode(Node):
 
     # --- diagnostics ------------------------------------------------------------------------------------------------
     def _publish_diagnostics(self) -> None:
-        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-
         level, message, values = self.stats.report(
             self._slot.replaced, self.get_parameter("diagnostics.latency_warn_ms").value,
             self.get_parameter("diagnostics.latency_error_ms").value,
@@ -238,13 +233,10 @@ class FerNode(Node):
         if stamp_problems:
             level = max(level, stamp_level)
             message = "; ".join(([] if message == "ok" else [message]) + stamp_problems)
-        status = DiagnosticStatus(level=bytes([level]),  # the fully qualified name tells namespaced nodes apart
-                                  name=f"{self.get_fully_qualified_name()}: facial expression recognition",
-                                  message=message, hardware_id=self.pipeline.backend_name,
-                                  values=[KeyValue(key=k, value=v) for k, v in values.items()])
-        array = DiagnosticArray(status=[status])
-        array.header.stamp = self.get_clock().now().to_msg()
-        self.diag_pub.publish(array)
+        # the fully qualified name tells namespaced nodes apart
+        name = f"{self.get_fully_qualified_name()}: facial expression recognition"
+        self.diag_pub.publish(diagnostic_array(name, level, message, self.pipeline.backend_name, values,
+                                               self.get_clock().now().to_msg()))
 
     def shutdown(self) -> None:
         if stop_worker(self._worker, self._slot, WORKER_JOIN_S):

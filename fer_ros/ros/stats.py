@@ -10,6 +10,26 @@ import numpy as np
 LATENCY_WINDOW = 300  # processed frames kept for the latency percentiles (10 s at 30 Hz)
 
 OK, WARN, ERROR = 0, 1, 2  # diagnostic_msgs/DiagnosticStatus levels
+LOG_THROTTLE_S = 10.0  # a recurring problem (per frame or crop) is logged at most this often, with its running count
+
+
+def warn_throttled(logger, last_log: dict[str, float], kind: str, text: str) -> None:
+    """``logger.warn(text)`` unless a warning of this ``kind`` was logged less than LOG_THROTTLE_S ago."""
+    now = time.monotonic()
+    if now - last_log.get(kind, -LOG_THROTTLE_S) >= LOG_THROTTLE_S:
+        last_log[kind] = now
+        logger.warn(text)
+
+
+def diagnostic_array(name: str, level: int, message: str, hardware_id: str, values: dict[str, str], stamp):
+    """The node's one-status diagnostic_msgs/DiagnosticArray (imported here: the rest of this module is ROS-free)."""
+    from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+    array = DiagnosticArray(status=[DiagnosticStatus(level=bytes([level]), name=name, message=message,
+                                                     hardware_id=hardware_id,
+                                                     values=[KeyValue(key=k, value=v) for k, v in values.items()])])
+    array.header.stamp = stamp
+    return array
 
 
 @dataclass
