@@ -13,7 +13,6 @@ import sys
 import time
 from collections import Counter
 
-from fer_ros.errors import ConfigError
 from fer_ros.ros import graph
 
 CAMERA_TOPIC = "/camera/image_raw"
@@ -30,10 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        env = graph.ros_env(domain_id=graph.caller_domain_id())
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    env = graph.ros_env(domain_id=graph.caller_domain_id())
     os.environ.update({k: env[k] for k in ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY", "ROS_DOMAIN_ID")})
     import rclpy
 

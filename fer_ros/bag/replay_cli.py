@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,8 +53,7 @@ def _start_node(args: argparse.Namespace, publish_topic: str, compressed: bool) 
     from fer_ros.bag.params import default_params_file
     from fer_ros.ros import graph
 
-    domain = int(os.environ.get("ROS_DOMAIN_ID") or random.SystemRandom().randint(1, 101))
-    env = graph.ros_env(domain_id=domain)
+    env = graph.ros_env(domain_id=graph.caller_domain_id())
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_LOCALHOST_ONLY")})
     remap = {"image/compressed" if compressed else "image": publish_topic, "emotions": args.emotions_topic}
     params: dict[str, object] = {"compressed": compressed}

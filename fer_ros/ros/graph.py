@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fer_ros.errors import ConfigError
+
 NODE_EXECUTABLE = "fer_node"
 STOP_TIMEOUT_S = 10.0  # SIGINT, then this long before SIGTERM (and as long again before SIGKILL)
 MAX_DOMAIN_ID = 232  # highest ROS_DOMAIN_ID whose DDS ports fit on Linux (ROS 2 docs, "The ROS_DOMAIN_ID")
@@ -36,7 +38,7 @@ def caller_domain_id() -> int:
     if not text:
         return random.SystemRandom().randint(1, 101)
     if not text.isdigit() or int(text) > MAX_DOMAIN_ID:
-        raise ValueError(f"ROS_DOMAIN_ID={text!r} is not a domain id (an integer 0..{MAX_DOMAIN_ID}); unset it for a "
+        raise ConfigError(f"ROS_DOMAIN_ID={text!r} is not a domain id (an integer 0..{MAX_DOMAIN_ID}); unset it for a "
                          f"random one")
     return int(text)
 
