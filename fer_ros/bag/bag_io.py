@@ -89,14 +89,9 @@ class ReadCheck:
     def reason(self) -> str:
         return REASON_BAG_UNREADABLE if self.error else REASON_MISSING
 
-    def summary(self) -> str:
-        """One line: what was read and why the rest was not."""
-        why = f"reading stopped at {self.error}" if self.error else "the storage ended early"
-        return (f"{self.read} of the {self.expected} messages the metadata counts were read ({why}); the other "
-                f"{self.missing} are counted unreadable ({self.reason})")
-
     def as_dict(self) -> dict[str, Any]:
-        return {"expected": self.expected, "read": self.read, "missing": self.missing, "error": self.error}
+        return {"expected": self.expected, "read": self.read, "missing": self.missing, "error": self.error,
+                "complete": self.complete}
 
 
 @dataclass(frozen=True)

@@ -67,7 +67,7 @@ def print_summary(report: dict, out: Path, stream=None) -> None:
 def damaged_bag_line(report: dict) -> str | None:
     """The one line saying the bag could not be read to its end, or None when every counted message was read."""
     read = (report.get("details") or {}).get("bag_read")
-    if not read or (read["error"] is None and read["missing"] == 0):
+    if not read or read["complete"]:
         return None
     why = f"reading stopped at {read['error']}" if read["error"] else "its storage holds fewer than metadata.yaml counts"
     if read["missing"] < 0:

@@ -61,7 +61,7 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     from fer_ros.annotate.sources import DEFAULT_VIDEO_FPS, ImageFolderSource, VideoFrameSource
     from fer_ros.bag.make_bag import ImageBagWriter
-    from fer_ros.progress import Progress, bars_enabled
+    from fer_ros.progress import Progress
 
     _check(args)
     source = (ImageFolderSource(args.source, args.fps or DEFAULT_VIDEO_FPS) if args.source.is_dir()
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         with source, ImageBagWriter(args.out, topic, version=args.format_version, storage=args.storage,
                                     compressed=compressed, frame_id=args.frame_id,
                                     jpeg_quality=args.jpeg_quality) as bag, \
-                Progress("make-bag", count, enabled=bars_enabled(not args.no_progress)) as progress:
+                Progress("make-bag", count, enabled=not args.no_progress) as progress:
             for index in range(count):
                 frame = source.read(index)
                 progress.update()

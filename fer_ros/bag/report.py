@@ -175,7 +175,7 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
         for reason, n in m[fate].items():
             lines.append(f"- {fate.split('_')[0]}: {reason}: {n}")
     read = (report.get("details") or {}).get("bag_read")
-    if read and (read["error"] or read["missing"]):
+    if read and not read["complete"]:
         lines.append(f"- the bag's metadata counts {read['expected']} messages, {read['read']} were read"
                      + (f"; reading stopped at {read['error']}" if read["error"] else ""))
     lines += ["", "## Accuracy", ""]
@@ -186,7 +186,7 @@ def markdown(report: dict[str, Any], figures: list[str]) -> str:
         lines += [f"- accuracy {_fmt(report['accuracy'])}, macro-F1 {_fmt(report['macro_f1'])} over "
                   f"{s['scored']} of {s['labelled_faces']} labelled faces "
                   f"(counting unscored as wrong: {_fmt(s['accuracy_counting_unscored_as_wrong'])})",
-                  f"- not scored: {', '.join(f'{k} {v}' for k, v in s['not_scored'].items())}", "",
+                  f"- not scored: {counts_text(s['not_scored'])}", "",
                   *markdown_table(("class", "accuracy", "support"),
                                   [(k, v["accuracy"], v["support"]) for k, v in s["per_class"].items()],
                                   lambda value, _column: _fmt(value))]
