@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn
 
 
@@ -72,6 +73,12 @@ def add_deprecated(parser: argparse.ArgumentParser, old: str, replacement: str, 
     parser.add_argument(old, dest=dest, action=_DeprecatedAlias, replacement=replacement, convert=convert,
                         append=append, default=argparse.SUPPRESS, help=f"deprecated spelling of {replacement}",
                         **kwargs)
+
+
+def output_taken(path: Path) -> bool:
+    """True when ``path`` cannot be used as a new output folder as it is: a file, or a folder that is not empty (the
+    commands refuse to write into such a path rather than mix or overwrite what it holds)."""
+    return path.exists() and (not path.is_dir() or any(path.iterdir()))
 
 
 def comma_list(text: str) -> tuple[str, ...]:

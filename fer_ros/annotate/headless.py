@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 
 from fer_ros.annotate.sources import BagFrameSource, FrameSource, VideoFrameSource
-from fer_ros.annotate.store import ClipExport, ClipRecord, export_clip, read_label_file
+from fer_ros.annotate.store import ClipExport, ClipRecord, export_clip, label_delimiter, read_label_file
 from fer_ros.bag.labels import interval_frames
 from fer_ros.errors import ConfigError
 
@@ -118,7 +118,7 @@ def apply_label_file(source: FrameSource, label_file: str | Path, labels: Sequen
     Only valid clips are exported and trimmed to; the invalid ones are in the report with their reasons.
     """
     records, file_problems = read_label_file(Path(label_file))
-    intervals = "\t" not in Path(label_file).read_text(encoding="utf-8-sig").partition("\n")[0]  # CSV, not the TSV
+    intervals = label_delimiter(Path(label_file).read_text(encoding="utf-8-sig")) == ","  # CSV, not the TSV
     report = HeadlessReport(Path(label_file), check_clips(source, records, labels, intervals), file_problems)
     valid = [c for c in report.clips if c.valid]
     if export_root is not None:

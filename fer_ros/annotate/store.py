@@ -111,6 +111,12 @@ def records_to_interval_csv(records: list[ClipRecord]) -> str:
     return out.getvalue()
 
 
+def label_delimiter(text: str) -> str:
+    """The delimiter of a label file's text: a tab in its first line makes it the thesis TSV, else the interval CSV."""
+    first = text.splitlines()[0] if text.strip() else ""
+    return "\t" if "\t" in first else ","
+
+
 def read_label_file(path: Path) -> tuple[list[ClipRecord], list[str]]:
     """Clips of a thesis TSV record or an interval CSV (peak NaN), and one problem line per row that is not read.
 
@@ -120,8 +126,7 @@ def read_label_file(path: Path) -> tuple[list[ClipRecord], list[str]]:
     if not path.is_file():
         raise ConfigError(f"label file {path} does not exist")
     text = path.read_text(encoding="utf-8-sig")
-    first = text.splitlines()[0] if text.strip() else ""
-    delimiter = "\t" if "\t" in first else ","
+    delimiter = label_delimiter(text)
     rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     if not rows:
         return [], [f"{path.name}: empty file"]

@@ -32,7 +32,7 @@ from torch import nn  # noqa: E402
 
 from fer_ros.confusion_plot import plot_confusion  # noqa: E402
 from fer_ros.errors import ConfigError  # noqa: E402
-from fer_ros.tables import write_table  # noqa: E402,F401 (sweep writes its table through this module)
+from fer_ros.tables import write_table  # noqa: E402
 from fer_ros_training.data.face_cache import LOCATED_DETECTOR, AlignedFace  # noqa: E402
 from fer_ros_training.data.prepare import PreparedSplit, faces_of  # noqa: E402
 from fer_ros_training.loops import forward, predict, softmax, to_device  # noqa: E402

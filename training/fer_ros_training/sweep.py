@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from fer_ros.errors import ConfigError  # noqa: E402
-from fer_ros_training.evaluation import write_table  # noqa: E402
+from fer_ros.tables import write_table  # noqa: E402
 from fer_ros_training.train_config import config_from_dict, resolve_config_path  # noqa: E402
 
 LOG = logging.getLogger("fer_ros_training.sweep")

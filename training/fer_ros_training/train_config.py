@@ -199,8 +199,7 @@ def config_from_dict(raw: dict[str, Any], overrides: dict[str, Any] | None = Non
             if k in raw}
     if isinstance(rest.get("early_stopping"), dict):
         rest["early_stopping"] = rest["early_stopping"].get("patience", 0)
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-    rest = {k: checked_value(v, kinds[k], k) for k, v in rest.items()}
+    rest = section_fields(TrainConfig, rest, "config")
     cfg = TrainConfig(name=str(raw["name"]), network=network, data=DataConfig.from_dict(raw.get("data")),
                       input=card.input, crop=card.crop, labels=labels, optimizer=optimizer, scheduler=scheduler,
                       raw=raw, **rest)

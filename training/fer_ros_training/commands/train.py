@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fer_ros.cli_options import add_deprecated, add_progress, add_verbose
+from fer_ros.cli_options import add_deprecated, add_progress, add_verbose, output_taken
 from fer_ros_training.commands import setup_logging
 
 
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, parse_overrides(args.overrides))
     else:
         raise ConfigError("give a config file (or --resume CHECKPOINT)")
-    if args.out is not None and not args.resume and args.out.exists() and any(args.out.iterdir()):
+    if args.out is not None and not args.resume and output_taken(args.out):
         hint = (f"continue that run with --resume {args.out / 'last.pt'}, or choose a new folder"
                 if (args.out / "last.pt").is_file() else
                 f"choose a new folder, or give --runs-root {args.out} to make a run folder inside it")

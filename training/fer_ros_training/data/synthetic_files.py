@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import yaml
 
+from fer_ros.cli_options import output_taken
 from fer_ros.errors import ConfigError
 from fer_ros.model_card import FER2013_LABELS
 from fer_ros_training.data.annotations import write_faces
@@ -44,7 +45,7 @@ def claim_output(path: Path, force: bool = False) -> Path:
     refused (``ConfigError``), or with ``force`` removed first. Writing into an old data set would mix its images with
     new ``faces.csv``/``split.csv`` files that do not list them."""
     path = Path(path)
-    taken = path.is_file() or (path.is_dir() and any(path.iterdir())) or (path.exists() and not path.is_dir())
+    taken = output_taken(path)
     if taken and not force:
         raise ConfigError(f"{path} already exists and is not empty; choose a new output or pass --force to replace it")
     if taken:

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from fer_ros.cli_options import output_taken
 from fer_ros.errors import ConfigError, FerRosError
 from fer_ros.model_card import ModelCard
 
@@ -282,7 +283,7 @@ def export_model(model: nn.Module, card: ModelCard, out_dir: Path | str, faces: 
     (source checkpoint and hash, training data, metrics, licence). Raises ``ExportError`` when any check fails.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    if output_taken(out_dir):
         # like eval-bag's output: an existing model folder is never overwritten silently (a robot may be using it)
         raise ConfigError(f"export output {out_dir} already exists and is not empty; choose a new --out or remove it")
     faces_t = torch.as_tensor(np.asarray(faces, dtype=np.float32))
