@@ -455,6 +455,7 @@ def train(cfg: TrainConfig, run_dir: Path | str | None = None, resume: Path | st
                          "monitor": monitor_key, "bad_epochs": bad_epochs, "history": log.rows,
                          "card": cfg.card_dict(net), "torch_version": str(torch.__version__)}
                 save_checkpoint(last_path, state)
+                completed = epoch  # saved: a Ctrl-C while best.pt is written must say so (and give the resume)
                 if is_best:
                     save_checkpoint(best_path, state)
             completed = epoch
