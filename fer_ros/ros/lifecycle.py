@@ -55,7 +55,25 @@ def _fatal(name: str, message: str) -> int:
     return 1
 
 
+_stop_requested = False  # set by the first SIGINT/SIGTERM
+
+
+def _on_stop_signal(signum: int, frame: object) -> None:
+    """The first SIGINT or SIGTERM: further ones are ignored from this instant (a double Ctrl-C, or launch's SIGINT
+    then SIGTERM, must not interrupt the stop: a second KeyboardInterrupt would land in the clean-up or in some
+    object's __del__), and the stop starts as a KeyboardInterrupt. rclpy's own handler, installed by rclpy.init, shuts
+    the context down first and then calls this one."""
+    global _stop_requested
+    _stop_requested = True
+    _ignore_stop_signals()
+    raise KeyboardInterrupt
+
+
 def _run(make_node: Callable[[], Node], args: list[str] | None, name: str) -> int:
+    global _stop_requested
+    _stop_requested = False
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _on_stop_signal)
     missing = _missing_params_files(args or [])
     if missing:  # checked before rcl, which would log an error of its own and raise RCLError
         return _fatal(name, f"parameters file {missing[0]} does not exist: pass an existing file to --params-file "
@@ -72,6 +90,8 @@ def _run(make_node: Callable[[], Node], args: list[str] | None, name: str) -> in
     node = None
     try:
         node = make_node()
+        if _stop_requested:  # its KeyboardInterrupt was swallowed (raised inside a __del__): a stop all the same
+            return 0
         executor.add_node(node)
         executor.spin()
     except FerRosError as exc:
